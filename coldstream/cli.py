@@ -1,0 +1,274 @@
+"""The ``coldstream`` command. ``coldstream --help`` lists the subcommands."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from rich.table import Table
+
+from coldstream.console import err, out, progress_bar
+from coldstream.errors import ColdstreamError
+from coldstream.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="coldstream",
+    help="Keep a small recommender fresh from a Kafka event stream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="Kafka bootstrap servers, host:port or kafka://host:port [env: COLDSTREAM_BROKER]",
+        show_default=False,
+    ),
+]
+PrefixOpt = Annotated[
+    str | None,
+    typer.Option("--topic-prefix", help="topic name prefix [env: COLDSTREAM_TOPIC_PREFIX]"),
+]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions", min=1, help="partitions of topics created [env: COLDSTREAM_PARTITIONS]"
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.load(**overrides)
+    except ColdstreamError as exc:
+        _fail(str(exc), 2)
+
+
+def _field_map(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        canonical, sep, source = pair.partition("=")
+        if not sep or not canonical or not source:
+            raise typer.BadParameter(
+                f"{pair!r} is not CANONICAL=SOURCE; write e.g. --field user_id=userId",
+                param_hint="--field",
+            )
+        mapping[canonical.strip()] = source.strip()
+    return mapping
+
+
+@app.command()
+def broker(
+    host: Annotated[
+        str, typer.Option(help="address to listen on (loopback by default)")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="port; a free one when left out")
+    ] = None,
+    topics: Annotated[
+        bool, typer.Option("--topics/--no-topics", help="create the coldstream topics")
+    ] = True,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Run the embedded Kafka-compatible broker (in memory) until Ctrl-C or SIGTERM."""
+    from streams.broker import EmbeddedBroker
+    from streams.topics import ensure_topics
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/] listening on {host}: the embedded broker has no auth")
+    embedded = EmbeddedBroker(host, port)
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop["signal"] = signum
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            embedded.start()
+        except ColdstreamError as exc:
+            _fail(str(exc))
+        if topics:
+            settings = _settings(
+                broker=embedded.bootstrap, topic_prefix=topic_prefix, partitions=partitions
+            )
+            made = ensure_topics(settings)
+            err.print(f"topics: {', '.join(made)}")
+        out.print(f"broker listening on {embedded.bootstrap}", highlight=False)
+        out.print(f"export COLDSTREAM_BROKER={embedded.bootstrap}", highlight=False)
+        out.file.flush()
+        while not stop["signal"]:
+            if not embedded.running():
+                _fail(f"the broker exited unexpectedly:\n{embedded.log_tail()}")
+            time.sleep(0.2)
+        err.print(f"stopping the broker ({signal.Signals(stop['signal']).name})")
+    finally:
+        embedded.stop()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="directory to write")],
+    users: Annotated[int, typer.Option(min=1, help="number of users")] = 2000,
+    items: Annotated[int, typer.Option(min=1, help="number of items")] = 1000,
+    events: Annotated[int, typer.Option(min=1, help="number of interactions")] = 100_000,
+    seed: Annotated[int, typer.Option(help="random seed; same seed, same files")] = 0,
+    topics: Annotated[int, typer.Option(min=2, help="latent topics of the catalog")] = 16,
+    feedback: Annotated[
+        str, typer.Option(help="implicit (clicks, value 1) or explicit (ratings 1-5)")
+    ] = "implicit",
+    drift_at: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="fraction of the stream where preferences shift"),
+    ] = None,
+    initial_item_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="items that exist at the start")
+    ] = 0.3,
+    new_user_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="users who first appear mid-stream")
+    ] = 0.2,
+) -> None:
+    """Write a synthetic, time-ordered dataset: items.jsonl, users.jsonl, interactions.jsonl."""
+    from streams.synthetic import SyntheticConfig, write_jsonl
+    from streams.synthetic import generate as make
+
+    if feedback not in ("implicit", "explicit"):
+        raise typer.BadParameter(
+            f"{feedback!r} is not a feedback kind: use implicit or explicit",
+            param_hint="--feedback",
+        )
+    if drift_at is not None and not 0.0 < drift_at < 1.0:
+        raise typer.BadParameter(
+            "give a fraction strictly between 0 and 1", param_hint="--drift-at"
+        )
+    try:
+        config = SyntheticConfig(
+            users=users,
+            items=items,
+            events=events,
+            seed=seed,
+            topics=topics,
+            feedback=feedback,  # type: ignore[arg-type]
+            drift_at=drift_at,
+            initial_item_fraction=initial_item_fraction,
+            new_user_fraction=new_user_fraction,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    start = time.perf_counter()
+    with progress_bar("generating", events) as advance:
+        dataset = make(config, progress=advance)
+    paths = write_jsonl(dataset, out_dir)
+    took = time.perf_counter() - start
+    table = Table(title=f"wrote {out_dir} in {took:.1f} s", show_header=True)
+    table.add_column("file")
+    table.add_column("records", justify="right")
+    table.add_row(str(paths["items"]), f"{len(dataset.items):,}")
+    table.add_row(str(paths["users"]), f"{len(dataset.users):,}")
+    table.add_row(str(paths["interactions"]), f"{len(dataset.interactions):,}")
+    out.print(table)
+
+
+@app.command()
+def load(
+    source: Annotated[Path, typer.Argument(help="a dataset directory or file")],
+    format: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or movielens")] = "auto",
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field", help="read a field under another name: CANONICAL=SOURCE (repeatable)"
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="publish nothing if any row is invalid")
+    ] = False,
+    create_topics: Annotated[
+        bool, typer.Option("--create-topics/--no-create-topics", help="create missing topics")
+    ] = True,
+) -> None:
+    """Publish a dataset into the topics in event-time order (Kafka timestamp = event time)."""
+    from streams.datasets import FORMATS, open_dataset
+    from streams.load import publish_dataset
+    from streams.topics import ensure_topics
+
+    if format not in FORMATS:
+        raise typer.BadParameter(
+            f"unknown format {format!r}: use auto, jsonl, csv or movielens", param_hint="--format"
+        )
+    settings = _settings(
+        broker=broker, topic_prefix=topic_prefix, partitions=partitions, field_map=_field_map(field)
+    )
+    try:
+        with err.status(f"reading {source}"):
+            dataset = open_dataset(source, format, fields=settings.fields, limits=settings.limits)
+    except ColdstreamError as exc:
+        _fail(str(exc))
+    if dataset.bad:
+        err.print(f"[yellow]{len(dataset.bad):,} invalid row(s)[/], for example:")
+        for row in dataset.bad[:5]:
+            err.print(f"  {row.source}:{row.line}: {row.invalid.reason}", highlight=False)
+        if strict:
+            _fail("--strict: nothing was published; fix the rows above or drop --strict")
+    try:
+        if create_topics:
+            ensure_topics(settings)
+        with progress_bar("publishing", len(dataset)) as advance:
+            report = publish_dataset(dataset, settings, progress=advance)
+    except ColdstreamError as exc:
+        _fail(str(exc))
+    table = Table(title=f"loaded {source} ({dataset.format}) into {settings.broker}")
+    table.add_column("topic")
+    table.add_column("messages", justify="right")
+    for topic, n in report.published.items():
+        table.add_row(topic, f"{n:,}")
+    table.add_row(f"{settings.topics.dlq} (invalid rows)", f"{report.dead_lettered:,}")
+    out.print(table)
+    out.print(
+        f"{report.events:,} events in {report.seconds:.1f} s: {report.events_per_s:,.0f} events/s"
+    )
+    if report.failed:
+        _fail(f"{report.failed:,} message(s) were not delivered; first error: {report.first_error}")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(min=100, help="interactions to generate")] = 20_000,
+    out_dir: Annotated[Path, typer.Option("--out", help="where the data goes")] = Path("data/demo"),
+    broker: BrokerOpt = None,
+) -> None:
+    """The walk-through on the embedded broker. Not finished: see the README."""
+    from coldstream.demo import run_demo
+
+    try:
+        run_demo(events=events, out_dir=out_dir, broker=broker)
+    except ColdstreamError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
