@@ -1,0 +1,286 @@
+"""Prequential evaluation (test, then train), exactly as shared/DESIGN.md describes.
+
+For each positive interaction (``value >= threshold``; every event when ``threshold`` is
+None, i.e. implicit data) every model ranks the full catalog of items that exist at that
+moment minus the items this user already interacted with, before any model learns from the
+event. Ties count against the target (a constant model ranks it last), so no model gains
+from ties. Reported: Recall@K, NDCG@K and MRR (full-rank reciprocal), overall (``all``), by
+the item's interaction count so far (``0``, ``1-5``, ``6-20``, ``>20``) and for users with no
+earlier interaction (``new_user``); the same metrics over time in windows of evaluated
+events; and each model's learning throughput (interactions per second of ``learn_one`` and
+``flush`` time).
+
+Events that cannot be ranked are not evaluated but still learned: a repeat of an item the
+user already has (it is excluded from the catalog), and an interaction with an item that has
+no item event yet (it does not exist; it is added with a zero embedding, ``unannounced``).
+
+>>> from models.baselines import Popularity
+>>> cat = Catalog(dim=2)
+>>> ev = Prequential({"popularity": Popularity(cat)}, cat, k=1)
+>>> for i in ("a", "b"):
+...     ev.item(cat.add(i, [1.0, 0.0]))
+>>> ev.interaction("u1", cat.index("a"), 1.0, 0)   # a tie with b: counted as a miss
+>>> ev.interaction("u2", cat.index("a"), 1.0, 1)   # a is now more popular: a hit
+>>> r = ev.result()
+>>> r.metrics["popularity"]["recall"]["all"], r.evaluated["new_user"]
+(0.5, 2)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.catalog import Catalog
+from models.protocol import Recommender, is_positive
+from streams.records import Interaction, Item, Record, User
+
+__all__ = ["SLICES", "EvalResult", "Prequential", "count_slice", "run_prequential"]
+
+SLICES = ("all", "0", "1-5", "6-20", ">20", "new_user")
+_METRICS = ("recall", "ndcg", "mrr")
+
+
+def count_slice(n: int) -> str:
+    """The slice of an item that had ``n`` interactions before this one."""
+    if n == 0:
+        return "0"
+    if n <= 5:
+        return "1-5"
+    if n <= 20:
+        return "6-20"
+    return ">20"
+
+
+@dataclass
+class EvalResult:
+    k: int
+    events: int
+    evaluated: dict[str, int]
+    metrics: dict[
+        str, dict[str, Any]
+    ]  # model -> recall/ndcg/mrr -> slice -> value; learn_events_per_s
+    timeline: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    unannounced: int = 0
+    skipped_repeats: int = 0
+    seconds: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        """The ``report.json`` object of DESIGN.md."""
+        return {
+            "k": self.k,
+            "events": self.events,
+            "evaluated": dict(self.evaluated),
+            "models": self.metrics,
+        }
+
+
+class Prequential:
+    """Feeds events to every model and scores each positive before the models learn it."""
+
+    def __init__(
+        self,
+        models: dict[str, Recommender],
+        catalog: Catalog,
+        *,
+        k: int = 20,
+        threshold: float | None = None,
+        every: int = 1,
+        window: int = 1000,
+    ) -> None:
+        if k < 1 or every < 1 or window < 1:
+            raise ValueError("k, every and window must be at least 1")
+        self.models, self.catalog = models, catalog
+        self.k, self.threshold, self.every, self.window = k, threshold, every, window
+        m, s = len(models), len(SLICES)
+        self._sum = np.zeros((len(_METRICS), m, s))
+        self._n = np.zeros(s, dtype=np.int64)
+        self._win = np.zeros((2, m))
+        self._win_n = 0
+        self._learn_s = np.zeros(m)
+        self.timeline: dict[str, list[dict[str, float]]] = {name: [] for name in models}
+        self.item_count: list[int] = []
+        self.seen: dict[str, list[int]] = {}
+        self.seen_set: dict[str, set[int]] = {}
+        self.events = self.positives = self.unannounced = self.skipped_repeats = 0
+        #: called as ``on_evaluated(model, hit)`` after each ranked event (drift detectors)
+        self.on_evaluated: Callable[[str, bool], None] | None = None
+        self._t0 = time.perf_counter()
+
+    def item(self, index: int) -> None:
+        while len(self.item_count) <= index:
+            self.item_count.append(0)
+        for model in self.models.values():
+            model.observe_item(index)
+
+    def user(self, user_id: str, embedding: npt.NDArray[np.float32] | None) -> None:
+        for model in self.models.values():
+            model.observe_user(user_id, embedding)
+
+    def interaction(
+        self, user_id: str, index: int, value: float, ts: int, *, rank: bool = True
+    ) -> None:
+        """Evaluate (when positive, and ``rank``), then let every model learn the event."""
+        self.events += 1
+        seen = self.seen_set.get(user_id)
+        if is_positive(value, self.threshold):
+            self.positives += 1
+            if seen is not None and index in seen:
+                self.skipped_repeats += 1
+            elif rank and self.positives % self.every == 0:
+                self._evaluate(user_id, index, seen is None, ts)
+        for j, model in enumerate(self.models.values()):
+            t = time.perf_counter()
+            model.learn_one(user_id, index, value, ts)
+            self._learn_s[j] += time.perf_counter() - t
+        self.item_count[index] += 1
+        if seen is None:
+            self.seen_set[user_id] = {index}
+            self.seen[user_id] = [index]
+        elif index not in seen:
+            seen.add(index)
+            self.seen[user_id].append(index)
+
+    def _evaluate(self, user_id: str, target: int, new_user: bool, ts: int) -> None:
+        names = list(self.models)
+        slices = [0, SLICES.index(count_slice(self.item_count[target]))]
+        if new_user:
+            slices.append(SLICES.index("new_user"))
+        self._n[slices] += 1
+        seen = np.asarray(self.seen.get(user_id, ()), dtype=np.int64)
+        future = self.catalog.announced > ts
+        for j, model in enumerate(self.models.values()):
+            scores = np.array(model.score_all(user_id), dtype=np.float64)
+            if scores.shape[0] != len(self.catalog):
+                raise RuntimeError(
+                    f"model {model.name!r} scored {scores.shape[0]} items, not {len(self.catalog)}"
+                )
+            scores[seen] = -np.inf
+            scores[future] = -np.inf  # announced after this event: does not exist yet
+            st = scores[target]
+            # pessimistic ties: every other item scoring the same is ranked above the target
+            rank = int(np.count_nonzero(scores >= st)) - 1 if np.isfinite(st) else len(scores)
+            hit = rank < self.k
+            ndcg = 1.0 / np.log2(rank + 2.0) if hit else 0.0
+            self._sum[0, j, slices] += hit
+            self._sum[1, j, slices] += ndcg
+            self._sum[2, j, slices] += 1.0 / (rank + 1.0)
+            self._win[0, j] += hit
+            if self.on_evaluated is not None:
+                self.on_evaluated(names[j], hit)
+            self._win[1, j] += ndcg
+        self._win_n += 1
+        if self._win_n == self.window:
+            self._close_window()
+
+    def _close_window(self) -> None:
+        if self._win_n == 0:
+            return
+        for j, name in enumerate(self.models):
+            self.timeline[name].append(
+                {
+                    "events": float(self.events),
+                    "evaluated": float(self._n[0]),
+                    "recall": float(self._win[0, j] / self._win_n),
+                    "ndcg": float(self._win[1, j] / self._win_n),
+                }
+            )
+        self._win[:] = 0.0
+        self._win_n = 0
+
+    def totals(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Copies of the running sums ``(metric: recall/ndcg/mrr, model, slice)`` and the
+        evaluated counts per slice, for rolling metrics (difference of two snapshots)."""
+        return self._sum.copy(), self._n.copy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything, models included, so a restored evaluator goes on exactly."""
+        return {
+            "models": {name: m.state_dict() for name, m in self.models.items()},
+            "sum": self._sum.copy(),
+            "n": self._n.copy(),
+            "win": self._win.copy(),
+            "win_n": self._win_n,
+            "learn_s": self._learn_s.copy(),
+            "timeline": {k: list(v) for k, v in self.timeline.items()},
+            "item_count": list(self.item_count),
+            "seen": {u: list(v) for u, v in self.seen.items()},
+            "counters": (self.events, self.positives, self.unannounced, self.skipped_repeats),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state["models"]) != set(self.models):
+            raise ValueError(
+                f"state holds models {sorted(state['models'])}, not {sorted(self.models)}"
+            )
+        for name, m in self.models.items():
+            m.load_state_dict(state["models"][name])
+        self._sum, self._n, self._win = state["sum"].copy(), state["n"].copy(), state["win"].copy()
+        self._win_n, self._learn_s = state["win_n"], state["learn_s"].copy()
+        self.timeline = {k: list(v) for k, v in state["timeline"].items()}
+        self.item_count = list(state["item_count"])
+        self.seen = {u: list(v) for u, v in state["seen"].items()}
+        self.seen_set = {u: set(v) for u, v in self.seen.items()}
+        self.events, self.positives, self.unannounced, self.skipped_repeats = state["counters"]
+
+    def result(self) -> EvalResult:
+        for j, model in enumerate(self.models.values()):
+            t = time.perf_counter()
+            model.flush()
+            self._learn_s[j] += time.perf_counter() - t
+        self._close_window()
+        metrics: dict[str, dict[str, Any]] = {}
+        n = np.maximum(self._n, 1)
+        for j, name in enumerate(self.models):
+            entry: dict[str, Any] = {
+                metric: {s: float(self._sum[mi, j, si] / n[si]) for si, s in enumerate(SLICES)}
+                for mi, metric in enumerate(_METRICS)
+            }
+            entry["learn_events_per_s"] = float(self.events / max(self._learn_s[j], 1e-9))
+            metrics[name] = entry
+        return EvalResult(
+            k=self.k,
+            events=self.events,
+            evaluated={s: int(self._n[i]) for i, s in enumerate(SLICES)},
+            metrics=metrics,
+            timeline=self.timeline,
+            unannounced=self.unannounced,
+            skipped_repeats=self.skipped_repeats,
+            seconds=time.perf_counter() - self._t0,
+        )
+
+
+def run_prequential(
+    records: Iterable[Record],
+    evaluator: Prequential,
+    embeddings: dict[tuple[str, str], npt.NDArray[np.float32]],
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Replay ``records`` (event-time order) through ``evaluator``; ``embeddings`` come from
+    :meth:`models.teacher.SentenceTeacher.embed_records` (``(kind, id) -> vector``)."""
+    cat = evaluator.catalog
+    done = 0
+    for rec in records:
+        if isinstance(rec, Interaction):
+            idx = cat.get(rec.item_id)
+            exists = idx is not None
+            if idx is None:
+                evaluator.unannounced += 1
+                idx = cat.add(rec.item_id, None)
+                evaluator.item(idx)
+            evaluator.interaction(rec.user_id, idx, rec.value, rec.ts, rank=exists)
+        elif isinstance(rec, Item):
+            evaluator.item(cat.add(rec.item_id, embeddings.get(("item", rec.item_id)), rec.ts))
+        elif isinstance(rec, User):
+            evaluator.user(rec.user_id, embeddings.get(("user", rec.user_id)))
+        done += 1
+        if progress is not None and done % 1000 == 0:
+            progress(1000)
+    if progress is not None:
+        progress(done % 1000)
+    return evaluator.result()
