@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from bench.common import show
 from coldstream.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
@@ -97,11 +96,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
-    results = run(args.events)
-    for key, value in results.items():
-        print(f"{key:>24}: {value:,.2f}" if isinstance(value, float) else f"{key:>24}: {value}")
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    show(run(args.events), args.json)
 
 
 if __name__ == "__main__":

@@ -252,6 +252,89 @@ def load(
 
 
 @app.command()
+def worker(
+    role: Annotated[
+        str, typer.Option(help="student (the student), baseline (River) or all (both, one process)")
+    ] = "student",
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    group_id: Annotated[
+        str | None, typer.Option(help="consumer group prefix; the role is appended")
+    ] = None,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="where checkpoints go [env: COLDSTREAM_CHECKPOINT_DIR]")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="/metrics port; 0 picks a free one")
+    ] = None,
+    teacher: Annotated[str | None, typer.Option(help="teacher model path or name")] = None,
+    feedback: Annotated[
+        str, typer.Option(help="implicit (every event is positive) or explicit (ratings)")
+    ] = "implicit",
+    threshold: Annotated[
+        float, typer.Option(help="positive threshold for explicit feedback")
+    ] = 4.0,
+    k: Annotated[int, typer.Option(min=1, help="K of the live Recall@K")] = 20,
+    eval_every: Annotated[
+        int, typer.Option(min=1, help="rank every Nth positive for the live metrics")
+    ] = 1,
+    checkpoint_s: Annotated[
+        float, typer.Option(min=0.05, help="seconds between checkpoints")
+    ] = 10.0,
+    checkpoint_events: Annotated[
+        int, typer.Option(min=1, help="records between checkpoints (whichever comes first)")
+    ] = 100_000,
+    max_poll_records: Annotated[
+        int, typer.Option(min=1, help="most records fetched per partition and batch")
+    ] = 5000,
+    threads: Annotated[
+        int, typer.Option(min=1, help="torch and BLAS threads (1 is fastest for small models)")
+    ] = 1,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="read a field under another name: CANONICAL=SOURCE"),
+    ] = None,
+) -> None:
+    """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
+    from streams.worker import ROLES
+
+    if role not in ROLES:
+        raise typer.BadParameter(
+            f"unknown role {role!r}: use {', '.join(ROLES)}", param_hint="--role"
+        )
+    if feedback not in ("implicit", "explicit"):
+        raise typer.BadParameter(
+            f"{feedback!r} is not a feedback kind: use implicit or explicit",
+            param_hint="--feedback",
+        )
+    settings = _settings(
+        broker=broker,
+        topic_prefix=topic_prefix,
+        group_id=group_id,
+        checkpoint_dir=checkpoint_dir,
+        metrics_port=metrics_port,
+        teacher_model=teacher,
+        field_map=_field_map(field),
+    )
+    from coldstream.runner import run_worker_command
+
+    try:
+        run_worker_command(
+            settings,
+            role=role,
+            threshold=threshold if feedback == "explicit" else None,
+            k=k,
+            eval_every=eval_every,
+            checkpoint_s=checkpoint_s,
+            checkpoint_events=checkpoint_events,
+            max_poll_records=max_poll_records,
+            threads=threads,
+        )
+    except ColdstreamError as exc:
+        _fail(str(exc))
+
+
+@app.command()
 def demo(
     events: Annotated[int, typer.Option(min=100, help="interactions to generate")] = 20_000,
     out_dir: Annotated[Path, typer.Option("--out", help="where the data goes")] = Path("data/demo"),
@@ -264,6 +347,16 @@ def demo(
         run_demo(events=events, out_dir=out_dir, broker=broker)
     except ColdstreamError as exc:
         _fail(str(exc))
+
+
+def _register_learning_commands() -> None:
+    from coldstream.commands import evaluate, pretrain
+
+    app.command()(evaluate)
+    app.command()(pretrain)
+
+
+_register_learning_commands()
 
 
 def main() -> None:

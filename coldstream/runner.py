@@ -1,0 +1,74 @@
+"""Process-level wiring of ``coldstream worker``: topics, teacher, checkpoint, /metrics, Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from coldstream.console import err, out
+from coldstream.settings import Settings
+from coldstream.threads import limit_threads
+from exporters.metrics import WorkerMetrics
+
+__all__ = ["run_worker_command"]
+
+
+def run_worker_command(
+    settings: Settings,
+    *,
+    role: str,
+    threshold: float | None,
+    k: int,
+    eval_every: int,
+    checkpoint_s: float,
+    checkpoint_events: int,
+    max_poll_records: int,
+    threads: int = 1,
+) -> None:
+    from models.teacher import load_teacher
+    from streams.app import WorkerApp, run_worker
+    from streams.topics import ensure_topics
+    from streams.worker import WorkerCore
+
+    ensure_topics(settings)
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics.create(registry)
+    with err.status(f"loading the teacher ({settings.teacher_model or 'all-MiniLM-L6-v2'})"):
+        teacher = load_teacher(settings.teacher_model)
+    core = WorkerCore(
+        settings,
+        role=role,
+        teacher=teacher,
+        metrics=metrics,
+        k=k,
+        threshold=threshold,
+        eval_every=eval_every,
+    )
+    directory = settings.checkpoint_dir / role
+    if core.restore(directory):
+        err.print(
+            f"restored the checkpoint in {directory}: {core.model_events:,} events applied, "
+            f"offsets {sorted(core.offsets.items())}"
+        )
+    server, _thread = start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+    port = server.server_port
+    out.print(f"worker ({role}) on {settings.broker}: metrics at http://127.0.0.1:{port}/metrics")
+    out.file.flush()
+    started = time.monotonic()
+    worker = WorkerApp(
+        settings,
+        core,
+        checkpoint_dir=directory,
+        checkpoint_s=checkpoint_s,
+        checkpoint_events=checkpoint_events,
+        max_poll_records=max_poll_records,
+    )
+    try:
+        with limit_threads(threads):
+            asyncio.run(run_worker(worker))
+    finally:
+        server.shutdown()
+    took = time.monotonic() - started
+    err.print(f"stopped after {took:.0f} s; {core.model_events:,} events applied in all")

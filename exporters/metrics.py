@@ -1,0 +1,141 @@
+"""Prometheus metrics of the worker, as one object built from a registry.
+
+Names are the contract of shared/DESIGN.md (prefix ``coldstream_``, base units, counters end in
+``_total``, never an id or offset in a label). Buckets are chosen for what each measures:
+event-to-model latency spans milliseconds to minutes (replays of old data read as old), a
+training step is milliseconds, teacher encoding is tens of milliseconds a batch.
+
+>>> from prometheus_client import CollectorRegistry
+>>> reg = CollectorRegistry()
+>>> m = WorkerMetrics.create(reg)
+>>> m.events.labels(topic="coldstream.interactions", outcome="applied").inc(3)
+>>> reg.get_sample_value("coldstream_events_total",
+...                      {"topic": "coldstream.interactions", "outcome": "applied"})
+3.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["LATENCY_BUCKETS", "WorkerMetrics"]
+
+#: event time -> applied; wide on purpose: a live stream sits at the low end, a backlog high.
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+)
+_STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SLOW_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_SIZES = (1, 8, 32, 128, 512, 2048, 8192, 32768)
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    events: Counter
+    dead_letters: Counter
+    event_to_model: Histogram
+    train_batch: Histogram
+    train_batch_size: Histogram
+    recall: Gauge
+    evaluated: Gauge
+    drift: Counter
+    snapshot_version: Gauge
+    snapshot_export: Histogram
+    teacher_encode: Histogram
+    checkpoint: Histogram
+    model_events: Gauge
+    lag: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        def hist(
+            name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
+        ) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=registry)
+
+        return cls(
+            events=counter(
+                "coldstream_events",
+                "Messages read, by topic and outcome (applied, invalid).",
+                ("topic", "outcome"),
+            ),
+            dead_letters=counter(
+                "coldstream_dead_letters",
+                "Messages sent to the dead-letter topic, by reason.",
+                ("reason",),
+            ),
+            event_to_model=hist(
+                "coldstream_event_to_model_seconds",
+                "Wall time when an interaction is applied to the model minus its event time.",
+                LATENCY_BUCKETS,
+            ),
+            train_batch=hist(
+                "coldstream_train_batch_seconds",
+                "Seconds to apply one batch of interactions.",
+                _STEP_BUCKETS,
+            ),
+            train_batch_size=hist(
+                "coldstream_train_batch_size", "Interactions per applied batch.", _BATCH_SIZES
+            ),
+            recall=gauge(
+                "coldstream_recall_at_k",
+                "Prequential Recall@K over the recent window, by model and slice.",
+                ("model", "slice"),
+            ),
+            evaluated=gauge(
+                "coldstream_evaluated_events",
+                "Positive interactions ranked in the recent window, by model and slice.",
+                ("model", "slice"),
+            ),
+            drift=counter(
+                "coldstream_drift_detections",
+                "Concept drift detections, by model and detector.",
+                ("model", "detector"),
+            ),
+            snapshot_version=gauge("coldstream_snapshot_version", "Newest exported snapshot."),
+            snapshot_export=hist(
+                "coldstream_snapshot_export_seconds",
+                "Seconds to export one snapshot.",
+                _SLOW_BUCKETS,
+            ),
+            teacher_encode=hist(
+                "coldstream_teacher_encode_seconds",
+                "Seconds to encode one batch of item/user text.",
+                _SLOW_BUCKETS,
+            ),
+            checkpoint=hist(
+                "coldstream_checkpoint_seconds", "Seconds to write one checkpoint.", _SLOW_BUCKETS
+            ),
+            model_events=gauge(
+                "coldstream_model_events",
+                "Interactions applied to the model since it started from scratch (kept across "
+                "restarts by the checkpoint).",
+            ),
+            lag=gauge(
+                "coldstream_consumer_lag",
+                "Records behind the end of the input topics, by topic.",
+                ("topic",),
+            ),
+        )

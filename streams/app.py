@@ -1,0 +1,216 @@
+"""The Faust app of ``coldstream worker``: one agent over the three input topics.
+
+The agent receives :class:`~streams.transport.RecordBatch` events (see
+:mod:`streams.transport` for why batches) and hands each to :class:`~streams.worker.WorkerCore`.
+One agent over all three topics keeps every state change in one coroutine, so items, users and
+interactions never race. Dead letters go to the ``.dlq`` topic through Faust's producer.
+
+Offsets: input topics are declared ``acks=False`` and Faust commits nothing on its own. The
+worker checkpoints every ``checkpoint_s`` seconds or ``checkpoint_events`` records; after each
+checkpoint it commits the checkpoint's offsets to the consumer group (so lag tools see
+progress), and on every assignment it seeks each partition to the checkpoint's offset. Records
+below those offsets are skipped by the core in any case, so a crash between checkpoint and
+commit re-reads but never re-applies.
+
+The role names the consumer group (``<group_id>-<role>``): the River baseline runs in its own
+group and process and can fall behind without slowing the student.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from coldstream.settings import Settings
+from streams.transport import BatchApp, BatchConsumer, RecordBatch
+from streams.worker import WorkerCore
+
+__all__ = ["WorkerApp", "build_app", "credentials", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials from the settings' SASL/SSL options (None for PLAINTEXT)."""
+    proto = settings.security_protocol
+    if proto == "PLAINTEXT":
+        return None
+    ssl_context = settings.aiokafka_config().get("ssl_context")
+    if proto.startswith("SASL"):
+        assert settings.sasl_password is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+class WorkerApp:
+    """The Faust app plus the checkpoint/commit policy around a :class:`WorkerCore`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        core: WorkerCore,
+        *,
+        checkpoint_dir: Path,
+        checkpoint_s: float = 10.0,
+        checkpoint_events: int = 100_000,
+        gauges_s: float = 1.0,
+        on_checkpoint: Callable[[WorkerCore], None] | None = None,
+        on_snapshot: Callable[[WorkerCore], None] | None = None,
+        snapshot_s: float = 30.0,
+        snapshot_events: int = 1_000_000,
+        max_poll_records: int = 5000,
+    ) -> None:
+        self.settings, self.core = settings, core
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_s, self.checkpoint_events, self.gauges_s = (
+            checkpoint_s,
+            checkpoint_events,
+            gauges_s,
+        )
+        self.on_checkpoint = on_checkpoint
+        self.on_snapshot, self.snapshot_s, self.snapshot_events = (
+            on_snapshot,
+            snapshot_s,
+            snapshot_events,
+        )
+        self._since_checkpoint = self._since_snapshot = 0
+        self._last_checkpoint = self._last_snapshot = time.monotonic()
+        self._last_gauges = 0.0
+        self.batches = 0
+        topics = settings.topics
+        self.app = BatchApp(
+            f"{settings.group_id}-{core.role}",
+            broker=[f"kafka://{h}" for h in settings.broker.split(",")],
+            broker_credentials=credentials(settings),
+            value_serializer="raw",
+            key_serializer="raw",
+            topic_disable_leader=True,
+            web_enabled=False,
+            store="memory://",
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
+            broker_max_poll_records=max_poll_records,
+            consumer_auto_offset_reset="earliest",
+            stream_buffer_maxsize=64,  # in batches, not messages
+        )
+        self.source = self.app.topic(
+            topics.interactions,
+            topics.items,
+            topics.users,
+            value_type=bytes,
+            key_type=bytes,
+            acks=False,
+        )
+        self.dlq = self.app.topic(topics.dlq, value_type=bytes, key_type=bytes)
+        self.app.agent(self.source, name="coldstream.learn")(self._learn)
+        self.app.timer(interval=0.5, name="coldstream.tick")(self._tick)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    async def _learn(self, stream: faust.StreamT[RecordBatch]) -> None:
+        async for batch in stream:
+            dead = self.core.apply(batch)
+            for d in dead:
+                await self.dlq.send(key=d.key, value=d.value)
+            self.batches += 1
+            self._since_checkpoint += len(batch)
+            self._since_snapshot += len(batch)
+            now = time.monotonic()
+            if now - self._last_gauges >= self.gauges_s:
+                self.core.update_gauges()
+                self._last_gauges = now
+            if (
+                self._since_checkpoint >= self.checkpoint_events
+                or now - self._last_checkpoint >= self.checkpoint_s
+            ):
+                await self.checkpoint()
+            if self.on_snapshot is not None and (
+                self._since_snapshot >= self.snapshot_events
+                or now - self._last_snapshot >= self.snapshot_s
+            ):
+                self.snapshot()
+
+    def snapshot(self) -> None:
+        """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core."""
+        if self.on_snapshot is None:
+            return
+        self.core.flush_models()
+        self.on_snapshot(self.core)
+        self._since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+
+    async def _tick(self) -> None:
+        # same event loop as the agent, between two batches: no lock needed
+        self.core.tick()
+        if time.monotonic() - self._last_gauges >= self.gauges_s:
+            self.core.update_gauges()
+            self._last_gauges = time.monotonic()
+
+    async def checkpoint(self) -> None:
+        """Checkpoint the core, then commit its offsets to the consumer group."""
+        self.core.checkpoint(self.checkpoint_dir)
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.core)
+        offsets = {TP(t, p): o for (t, p), o in self.core.offsets.items()}
+        if offsets:
+            with contextlib.suppress(Exception):  # a commit is informational here; never fatal
+                consumer = self.app.consumer
+                assert isinstance(consumer, BatchConsumer)
+                await consumer.commit_offsets(offsets)
+
+    async def _on_assigned(self, app: Any, /, *args: Any, signal: Any = None, **kw: Any) -> None:
+        assigned: set[TP] = args[0] if args else set()
+        for tp in assigned:
+            offset = self.core.offsets.get((tp.topic, tp.partition))
+            if offset is not None:
+                await self.app.consumer.seek(tp, offset)
+
+
+def build_app(settings: Settings, core: WorkerCore, **kwargs: Any) -> WorkerApp:
+    return WorkerApp(settings, core, **kwargs)
+
+
+async def run_worker(
+    worker: WorkerApp,
+    *,
+    stop: asyncio.Event | None = None,
+    until: Callable[[WorkerApp], bool] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM, ``stop`` or ``until(worker)``; checkpoint before leaving."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await worker.app.start()
+    try:
+        while not stop.is_set():
+            if until is not None and until(worker):
+                break
+            if worker.app.crashed:  # a crashed agent: stop, keep the last checkpoint
+                raise RuntimeError(f"worker crashed: {worker.app.crash_reason!r}")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        worker.core.flush()
+        await worker.checkpoint()
+        worker.core.update_gauges()
+    finally:
+        await worker.app.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

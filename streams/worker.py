@@ -1,0 +1,393 @@
+"""The worker's learning loop, without Faust: record batches in, model updates and metrics out.
+
+:class:`WorkerCore` receives :class:`~streams.transport.RecordBatch` es from the three input
+topics (the Faust agent in :mod:`streams.app` only hands them over), and for each batch:
+
+1. skips records below the partition's applied offset (they are in the checkpoint already);
+2. validates every record (:func:`streams.records.parse`); an invalid one becomes a
+   dead-letter message and is counted, never raised;
+3. items: the teacher encodes the batch's texts at once and the items join the catalog, so
+   they are rankable immediately; users: profile texts are encoded likewise;
+4. interactions run through the same :class:`models.evaluation.Prequential` loop that
+   ``coldstream evaluate`` uses (rank first, then learn), so live metrics and offline
+   evaluation agree.
+
+The three topics are consumed independently, so one can run ahead of another by a fetch. The
+models must still see events in event-time order (an item that exists too early would be a
+negative before it exists, and its age would be wrong), so the core aligns them: item and user
+events wait until the interaction stream reaches their time (or, once every interactions
+partition is caught up with its end, ``park_s`` seconds; ``startup_s`` before any has
+reported), and an interaction whose item has not arrived yet waits for it
+(after ``park_s`` it is applied unranked, as an unannounced item, like ``evaluate`` does).
+
+The state (catalog, models, evaluator, parked events, counters) and the applied offsets are
+saved together by :meth:`WorkerCore.checkpoint`; restoring them and skipping below the
+offsets makes every valid event count exactly once across crashes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from river import drift
+
+from coldstream.settings import Settings
+from exporters.metrics import WorkerMetrics
+from models.catalog import Catalog
+from models.evaluation import SLICES, Prequential
+from models.registry import build_models
+from models.teacher import TextEncoder, text_of
+from streams.checkpoint import load_checkpoint, save_checkpoint
+from streams.records import Interaction, Invalid, Item, User, dead_letter, parse
+from streams.transport import RecordBatch
+
+__all__ = ["ROLES", "DeadLetter", "WorkerCore"]
+
+#: role -> the models a worker of that role trains and evaluates
+ROLES: dict[str, tuple[str, ...]] = {
+    "student": ("student",),
+    "baseline": ("river",),
+    "all": ("student", "river", "popularity"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    reason: str
+
+
+@dataclass
+class _Parked:
+    rec: Interaction
+    since: float
+
+
+@dataclass(order=True)
+class _Waiting:
+    """An encoded item or user event waiting for the interaction stream to reach its time."""
+
+    ts: int
+    order: int  # items before users at equal times, as in datasets
+    seq: int
+    since: float = field(compare=False)
+    kind: str = field(compare=False)
+    key: str = field(compare=False)
+    vector: Any = field(compare=False)
+
+
+class WorkerCore:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        role: str,
+        teacher: TextEncoder,
+        metrics: WorkerMetrics,
+        k: int = 20,
+        threshold: float | None = None,
+        eval_every: int = 1,
+        window: int = 2000,
+        park_s: float = 2.0,
+        startup_s: float = 30.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
+        self.settings, self.role, self.teacher, self.metrics = settings, role, teacher, metrics
+        self.k, self.window, self.park_s, self.startup_s = k, window, park_s, startup_s
+        self.clock = clock
+        self._started = clock()
+        topics = settings.topics
+        self.kinds = {
+            topics.interactions: "interaction",
+            topics.items: "item",
+            topics.users: "user",
+        }
+        self.fields, self.limits = settings.fields, settings.limits
+        self.catalog = Catalog(teacher.dim)
+        self.models = build_models(list(ROLES[role]), self.catalog, threshold=threshold, seed=seed)
+        self.evaluator = Prequential(
+            self.models, self.catalog, k=k, threshold=threshold, every=eval_every, window=window
+        )
+        self.evaluator.on_evaluated = self._on_evaluated
+        # concept drift on each model's miss stream (1 = the target was not in the top K)
+        self.detectors: dict[str, dict[str, Any]] = {
+            name: {"adwin": drift.ADWIN(), "page_hinkley": drift.PageHinkley()}
+            for name in self.models
+        }
+        self.drift_log: list[tuple[str, str, int]] = []  # (model, detector, evaluated events)
+        self.lag: dict[tuple[str, int], int] = {}  # records behind the partition's end
+        self.offsets: dict[tuple[str, int], int] = {}  # next offset to apply per partition
+        self.parked: dict[str, list[_Parked]] = {}
+        self.waiting: list[_Waiting] = []  # a heap by event time
+        self._behind: dict[tuple[str, int], bool] = {}  # interactions partition -> has backlog
+        self._seq = 0
+        self.model_events = 0
+        self._rolling: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # -- the loop ---------------------------------------------------------------------------
+    def apply(self, batch: RecordBatch) -> list[DeadLetter]:
+        """Apply one batch; returns the dead letters to publish (the caller sends them)."""
+        kind = self.kinds.get(batch.topic)
+        if kind is None:
+            raise ValueError(f"batch from unexpected topic {batch.topic!r}")
+        tp = (batch.topic, batch.partition)
+        start = self.offsets.get(tp, 0)
+        records = (
+            [r for r in batch.records if r.offset >= start]
+            if batch.first_offset < start
+            else batch.records
+        )
+        if not records:
+            return []
+        dead: list[DeadLetter] = []
+        valid: list[Any] = []
+        for r in records:
+            rec = parse(
+                kind, r.value, fields=self.fields, limits=self.limits, default_ts=r.timestamp
+            )
+            if isinstance(rec, Invalid):
+                msg = dead_letter(
+                    rec, topic=batch.topic, partition=batch.partition, offset=r.offset, raw=r.value
+                )
+                dead.append(DeadLetter(r.key, msg, rec.code))
+            else:
+                valid.append(rec)
+        if kind == "interaction":
+            self._behind[tp] = not batch.caught_up
+            self._interactions(valid)
+        elif kind == "item":
+            self._items(valid)
+        else:
+            self._users(valid)
+        self._release_stale()
+        self.offsets[tp] = int(records[-1].offset) + 1
+        if batch.highwater is not None:
+            self.lag[tp] = max(0, batch.highwater - self.offsets[tp])
+        m = self.metrics
+        if valid:
+            m.events.labels(topic=batch.topic, outcome="applied").inc(len(valid))
+        if dead:
+            m.events.labels(topic=batch.topic, outcome="invalid").inc(len(dead))
+            for d in dead:
+                m.dead_letters.labels(reason=d.reason).inc()
+        return dead
+
+    def _items(self, items: Sequence[Item]) -> None:
+        if not items:
+            return
+        latest = {it.item_id: it for it in items}  # a repeated id in one batch: newest wins
+        t = time.perf_counter()
+        vectors = self.teacher.encode([text_of(it) for it in latest.values()])
+        self.metrics.teacher_encode.observe(time.perf_counter() - t)
+        now = self.clock()
+        for it, vec in zip(latest.values(), vectors, strict=True):
+            self._wait(_Waiting(it.ts, 0, self._next(), now, "item", it.item_id, vec))
+        # an item some interaction is already waiting for comes in at once
+        if any(item_id in self.parked for item_id in latest):
+            self._release(max(p.rec.ts for i in latest for p in self.parked.get(i, ())))
+
+    def _users(self, users: Sequence[User]) -> None:
+        texts = {u.user_id: text_of(u) for u in users}  # a repeated id in one batch: newest wins
+        with_text = {uid: text for uid, text in texts.items() if text}
+        if not with_text:
+            return
+        t = time.perf_counter()
+        vectors = self.teacher.encode(list(with_text.values()))
+        self.metrics.teacher_encode.observe(time.perf_counter() - t)
+        now = self.clock()
+        ts = {u.user_id: u.ts for u in users}
+        for uid, vec in zip(with_text, vectors, strict=True):
+            self._wait(_Waiting(ts[uid], 1, self._next(), now, "user", uid, vec))
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _wait(self, w: _Waiting) -> None:
+        heapq.heappush(self.waiting, w)
+
+    def _release(self, until_ts: int | None) -> None:
+        """Hand the models everything waiting up to ``until_ts`` (None: all), in event-time
+        order. A released item's parked interactions rejoin the heap at their own times, so
+        they interleave with the other waiting events instead of following their item."""
+        heap, ev = self.waiting, self.evaluator
+        now = self.clock()
+        n = 0
+        while heap and (until_ts is None or heap[0].ts <= until_ts):
+            w = heapq.heappop(heap)
+            if w.kind == "interaction":
+                n += self._apply(w.vector, now, force=False)
+            elif w.kind == "item":
+                ev.item(self.catalog.add(w.key, w.vector, w.ts))
+                for p in self.parked.pop(w.key, ()):
+                    self._wait(
+                        _Waiting(p.rec.ts, 2, self._next(), p.since, "interaction", w.key, p.rec)
+                    )
+            else:
+                ev.user(w.key, w.vector)
+        self._count(n)
+
+    def _interactions(self, recs: Iterable[Interaction], *, force: bool = False) -> None:
+        t = time.perf_counter()
+        now = self.clock()
+        waiting = self.waiting
+        n = 0
+        for rec in recs:
+            if waiting and waiting[0].ts <= rec.ts:
+                self._release(rec.ts)
+            n += self._apply(rec, now, force)
+        if n:
+            self._count(n)
+            self.metrics.train_batch.observe(time.perf_counter() - t)
+            self.metrics.train_batch_size.observe(n)
+
+    def _apply(self, rec: Interaction, now: float, force: bool) -> int:
+        """Rank-then-learn one interaction; park it (0) if its item is unknown, unless forced."""
+        cat, ev = self.catalog, self.evaluator
+        idx = cat.get(rec.item_id)
+        ranked = idx is not None
+        if idx is None:
+            if not force:
+                self.parked.setdefault(rec.item_id, []).append(_Parked(rec, now))
+                return 0
+            ev.unannounced += 1
+            idx = cat.add(rec.item_id, None)
+            ev.item(idx)
+        ev.interaction(rec.user_id, idx, rec.value, rec.ts, rank=ranked)
+        self.metrics.event_to_model.observe(max(0.0, now - rec.ts / 1000.0))
+        return 1
+
+    def _count(self, n: int) -> None:
+        if n:
+            self.model_events += n
+            self.metrics.model_events.set(self.model_events)
+
+    def _release_stale(self) -> None:
+        """Item/user events that waited ``park_s`` for interactions go to the models; then
+        interactions parked that long for an item that never came are applied unranked."""
+        now = self.clock()
+        limit = now - self.park_s
+        # only when every interactions partition is caught up (one that is behind will reach
+        # these times and release them in order); before any has reported, after a grace
+        idle = not any(self._behind.values()) and (
+            bool(self._behind) or now - self._started >= self.startup_s
+        )
+        if self.waiting and idle:
+            cut = max((w.ts for w in self.waiting if w.since <= limit), default=None)
+            if cut is not None:
+                self._release(cut)
+        if not self.parked:
+            return
+        stale = [k for k, v in self.parked.items() if v[0].since <= limit]
+        if stale:
+            recs = [p.rec for k in stale for p in self.parked.pop(k)]
+            self._interactions(sorted(recs, key=lambda r: r.ts), force=True)
+
+    def tick(self) -> None:
+        """Called periodically, also when no batch arrives: moves on what waited ``park_s``."""
+        self._release_stale()
+
+    def flush(self) -> None:
+        """Apply everything that waits, now (at shutdown, or when the input is idle)."""
+        self._release(None)
+        if self.parked:
+            recs = [p.rec for v in self.parked.values() for p in v]
+            self.parked.clear()
+            self._interactions(sorted(recs, key=lambda r: r.ts), force=True)
+
+    def _on_evaluated(self, model: str, hit: bool) -> None:
+        for name, detector in self.detectors[model].items():
+            detector.update(0.0 if hit else 1.0)
+            if detector.drift_detected:
+                self.metrics.drift.labels(model=model, detector=name).inc()
+                self.drift_log.append((model, name, self.evaluator.positives))
+
+    # -- metrics ------------------------------------------------------------------------------
+    def update_gauges(self) -> None:
+        """Set ``coldstream_recall_at_k{model,slice}`` from the last ``window`` evaluated events,
+        and the consumer lag per input topic."""
+        by_topic: dict[str, int] = {}
+        for (topic, _), behind in self.lag.items():
+            by_topic[topic] = by_topic.get(topic, 0) + behind
+        for topic, behind in by_topic.items():
+            self.metrics.lag.labels(topic=topic).set(behind)
+        sums, counts = self.evaluator.totals()
+        self._rolling.append((sums.copy(), counts.copy()))
+        # keep the oldest snapshot that still covers about one window
+        while len(self._rolling) > 2 and counts[0] - self._rolling[1][1][0] >= self.window:
+            self._rolling.pop(0)
+        old_sums, old_counts = self._rolling[0]
+        d_counts = counts - old_counts
+        d_recall = sums[0] - old_sums[0]  # (model, slice)
+        for j, name in enumerate(self.models):
+            for s, slice_name in enumerate(SLICES):
+                if d_counts[s] > 0:
+                    self.metrics.recall.labels(model=name, slice=slice_name).set(
+                        d_recall[j, s] / d_counts[s]
+                    )
+                self.metrics.evaluated.labels(model=name, slice=slice_name).set(float(d_counts[s]))
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "teacher": self.teacher.name,
+            "catalog": self.catalog.state_dict(),
+            "evaluator": self.evaluator.state_dict(),
+            "parked": [(p.rec, p.since) for v in self.parked.values() for p in v],
+            "waiting": list(self.waiting),
+            "seq": self._seq,
+            "model_events": self.model_events,
+            "detectors": self.detectors,
+            "drift_log": self.drift_log,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["role"] != self.role:
+            raise ValueError(
+                f"checkpoint is of role {state['role']!r}, this worker is {self.role!r}"
+            )
+        self.catalog.load_state_dict(state["catalog"])
+        self.evaluator.load_state_dict(state["evaluator"])
+        self.parked = {}
+        for rec, since in state["parked"]:
+            self.parked.setdefault(rec.item_id, []).append(_Parked(rec, since))
+        self.waiting = list(state["waiting"])
+        heapq.heapify(self.waiting)
+        self._seq = int(state["seq"])
+        self.model_events = int(state["model_events"])
+        self.metrics.model_events.set(self.model_events)
+        self.detectors = state["detectors"]
+        self.drift_log = list(state["drift_log"])
+
+    def flush_models(self) -> None:
+        """Apply every model's pending micro-batch (before a checkpoint or a snapshot)."""
+        for model in self.models.values():
+            model.flush()
+
+    def checkpoint(self, directory: Path) -> Path:
+        t = time.perf_counter()
+        self.flush_models()
+        path = save_checkpoint(directory, self.state_dict(), dict(self.offsets))
+        self.metrics.checkpoint.observe(time.perf_counter() - t)
+        return path
+
+    def restore(self, directory: Path) -> bool:
+        """Load the checkpoint in ``directory`` if there is one; True if one was loaded."""
+        loaded = load_checkpoint(directory)
+        if loaded is None:
+            return False
+        state, offsets = loaded
+        self.load_state_dict(state)
+        self.offsets = offsets
+        return True
