@@ -26,9 +26,10 @@ from coldstream.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import parse, to_json
+from streams.records import to_json
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
+from streams.validation import parse
 
 
 async def _aiokafka_send(settings: Settings, messages: list[tuple[str, bytes, bytes, int]]) -> None:

@@ -12,10 +12,9 @@ from streams.records import (
     Record,
     User,
     dead_letter,
-    parse,
-    parse_obj,
     to_json,
 )
+from streams.validation import parse, parse_obj
 
 __all__ = [
     "BadRow",

@@ -108,8 +108,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class EmbeddedBroker:
     """Run the embedded broker on ``host:port`` (a free port when ``port`` is None)::
 
-        with EmbeddedBroker() as broker:
-            settings = Settings.load(broker=broker.bootstrap)  # e.g. 127.0.0.1:40123
+    with EmbeddedBroker() as broker:
+        settings = Settings.load(broker=broker.bootstrap)  # e.g. 127.0.0.1:40123
     """
 
     def __init__(

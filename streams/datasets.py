@@ -46,9 +46,8 @@ from streams.records import (
     Item,
     Limits,
     Record,
-    parse,
-    parse_obj,
 )
+from streams.validation import parse, parse_obj
 
 __all__ = ["FORMATS", "BadRow", "Dataset", "detect_format", "open_dataset"]
 

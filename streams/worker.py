@@ -4,7 +4,7 @@
 topics (the Faust agent in :mod:`streams.app` only hands them over), and for each batch:
 
 1. skips records below the partition's applied offset (they are in the checkpoint already);
-2. validates every record (:func:`streams.records.parse`); an invalid one becomes a
+2. validates every record (:func:`streams.validation.parse`); an invalid one becomes a
    dead-letter message and is counted, never raised;
 3. items: the teacher encodes the batch's texts at once and the items join the catalog, so
    they are rankable immediately; users: profile texts are encoded likewise;
@@ -44,8 +44,9 @@ from models.evaluation import SLICES, Prequential
 from models.registry import build_models
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
-from streams.records import Interaction, Invalid, Item, User, dead_letter, parse
+from streams.records import Interaction, Invalid, Item, User, dead_letter
 from streams.transport import RecordBatch
+from streams.validation import parse
 
 __all__ = ["ROLES", "DeadLetter", "WorkerCore"]
 

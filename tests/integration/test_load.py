@@ -14,9 +14,10 @@ from coldstream.cli import app
 from coldstream.settings import Settings
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import Interaction, Item, Record, parse
+from streams.records import Interaction, Item, Record
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics, read_topic
+from streams.validation import parse
 from tests.movielens import write_movielens
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,9 @@ from streams.records import (
     Invalid,
     Item,
     User,
-    parse,
-    parse_obj,
     to_json,
 )
+from streams.validation import parse, parse_obj
 
 json_values = st.recursive(
     st.none()

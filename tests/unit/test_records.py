@@ -13,10 +13,9 @@ from streams.records import (
     Limits,
     User,
     dead_letter,
-    parse,
-    parse_obj,
     to_json,
 )
+from streams.validation import parse, parse_obj
 
 
 def test_interaction_defaults_and_normalisation() -> None:

@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from streams._vocab import DESCRIPTION_TEMPLATES, TITLE_TEMPLATES, TOPICS
-from streams.records import Interaction, Item, User, parse
+from streams.records import Interaction, Item, User
 from streams.synthetic import SyntheticConfig, SyntheticDataset, generate, write_jsonl
+from streams.validation import parse
 
 SMALL = SyntheticConfig(users=300, items=200, events=4000, seed=3)
 
