@@ -106,10 +106,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 class EmbeddedBroker:
-    """Run the embedded broker on ``host:port`` (a free port when ``port`` is None)::
+    """Run the embedded broker on ``host:port`` (a free port when ``port`` is None).
 
-    with EmbeddedBroker() as broker:
-        settings = Settings.load(broker=broker.bootstrap)  # e.g. 127.0.0.1:40123
+    A context manager: ``with EmbeddedBroker() as broker:`` starts it and waits until it
+    answers; ``broker.bootstrap`` is then e.g. ``127.0.0.1:40123``; leaving the block stops it.
     """
 
     def __init__(
