@@ -44,6 +44,15 @@ PartitionsOpt = Annotated[
     ),
 ]
 
+FieldOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field",
+        help="read a field under another name: [KIND.]CANONICAL=SOURCE (repeatable) "
+        "[env: COLDSTREAM_FIELD_MAP]",
+    ),
+]
+
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -70,6 +79,14 @@ def _field_map(pairs: list[str] | None) -> dict[str, str] | None:
             )
         mapping[canonical.strip()] = source.strip()
     return mapping
+
+
+def _check_feedback(feedback: str) -> None:
+    if feedback not in ("implicit", "explicit"):
+        raise typer.BadParameter(
+            f"{feedback!r} is not a feedback kind: use implicit or explicit",
+            param_hint="--feedback",
+        )
 
 
 @app.command()
@@ -150,11 +167,7 @@ def generate(
     from streams.synthetic import SyntheticConfig, write_jsonl
     from streams.synthetic import generate as make
 
-    if feedback not in ("implicit", "explicit"):
-        raise typer.BadParameter(
-            f"{feedback!r} is not a feedback kind: use implicit or explicit",
-            param_hint="--feedback",
-        )
+    _check_feedback(feedback)
     if drift_at is not None and not 0.0 < drift_at < 1.0:
         raise typer.BadParameter(
             "give a fraction strictly between 0 and 1", param_hint="--drift-at"
@@ -194,12 +207,7 @@ def load(
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
-    field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--field", help="read a field under another name: CANONICAL=SOURCE (repeatable)"
-        ),
-    ] = None,
+    field: FieldOpt = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="publish nothing if any row is invalid")
     ] = False,
@@ -290,10 +298,7 @@ def worker(
     threads: Annotated[
         int, typer.Option(min=1, help="torch and BLAS threads (1 is fastest for small models)")
     ] = 1,
-    field: Annotated[
-        list[str] | None,
-        typer.Option("--field", help="read a field under another name: CANONICAL=SOURCE"),
-    ] = None,
+    field: FieldOpt = None,
 ) -> None:
     """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
     from streams.worker import ROLES
@@ -302,11 +307,7 @@ def worker(
         raise typer.BadParameter(
             f"unknown role {role!r}: use {', '.join(ROLES)}", param_hint="--role"
         )
-    if feedback not in ("implicit", "explicit"):
-        raise typer.BadParameter(
-            f"{feedback!r} is not a feedback kind: use implicit or explicit",
-            param_hint="--feedback",
-        )
+    _check_feedback(feedback)
     settings = _settings(
         broker=broker,
         topic_prefix=topic_prefix,
