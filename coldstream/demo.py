@@ -2,7 +2,7 @@
 
 Built so far: start the embedded broker (or use ``--broker``), generate a dataset, publish it
 into the topics, and read the topics back to check that every event arrived. The worker,
-inference and replay stages join here as they land (issues 4, 5 and 7).
+inference and replay stages join here with issue 7 (``coldstream worker`` runs on its own).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run_demo(*, events: int, out_dir: Path, broker: str | None = None) -> dict[s
     out.print(table)
     out.print(
         f"published {report.events:,} events at {report.events_per_s:,.0f}/s; data in {out_dir}\n"
-        "[yellow]not built yet:[/] the online worker, inference workers and replay report "
-        "(see the README's status section)."
+        "[yellow]not in the demo yet:[/] the online worker (run `coldstream worker` by hand), "
+        "inference workers and the replay report (see the README's status section)."
     )
     return read

@@ -35,7 +35,7 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "coldstream.interactions" in done.stdout
-    assert "not built yet" in done.stdout  # says honestly what is missing
+    assert "not in the demo yet" in done.stdout  # says honestly what is missing
     assert (tmp_path / "demo" / "interactions.jsonl").is_file()
 
 
