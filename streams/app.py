@@ -88,6 +88,8 @@ class WorkerApp:
             snapshot_events,
         )
         self._since_checkpoint = self._since_snapshot = 0
+        self._applied_at_checkpoint = core.model_events
+        self._start: dict[tuple[str, int], int] = {}  # partition -> offset reading started at
         self._last_checkpoint = self._last_snapshot = time.monotonic()
         self._last_gauges = 0.0
         self.batches = 0
@@ -119,6 +121,7 @@ class WorkerApp:
         self.app.agent(self.source, name="coldstream.learn")(self._learn)
         self.app.timer(interval=0.5, name="coldstream.tick")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)
+        core.sources = self._lagging
 
     async def _learn(self, stream: faust.StreamT[RecordBatch]) -> None:
         async for batch in stream:
@@ -132,11 +135,7 @@ class WorkerApp:
             if now - self._last_gauges >= self.gauges_s:
                 self.core.update_gauges()
                 self._last_gauges = now
-            if (
-                self._since_checkpoint >= self.checkpoint_events
-                or now - self._last_checkpoint >= self.checkpoint_s
-            ):
-                await self.checkpoint()
+            await self._maybe_checkpoint(now)
             if self.on_snapshot is not None and (
                 self._since_snapshot >= self.snapshot_events
                 or now - self._last_snapshot >= self.snapshot_s
@@ -152,9 +151,38 @@ class WorkerApp:
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()
 
+    def _lagging(self) -> set[tuple[str, int]]:
+        """Assigned input partitions whose end (high-water mark) the core has not applied yet.
+
+        Measured against the core's applied offsets, not Faust's delivery position, which runs
+        ahead while batches wait in the stream buffer; before the core has applied anything
+        from a partition, against where reading started. An empty partition (high-water 0) has
+        no backlog; one whose high-water is not known yet (not fetched) counts as behind."""
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        out = set()
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            highwater = consumer.highwater(tp)
+            applied = self.core.offsets.get(key, self._start.get(key, 0))
+            if highwater is None or applied < highwater:
+                out.add(key)
+        return out
+
+    async def _maybe_checkpoint(self, now: float) -> None:
+        # by records read or events applied (with the watermark, applying can trail reading)
+        applied = self.core.model_events - self._applied_at_checkpoint
+        if (
+            self._since_checkpoint >= self.checkpoint_events
+            or applied >= self.checkpoint_events
+            or now - self._last_checkpoint >= self.checkpoint_s
+        ):
+            await self.checkpoint()
+
     async def _tick(self) -> None:
         # same event loop as the agent, between two batches: no lock needed
         self.core.tick()
+        await self._maybe_checkpoint(time.monotonic())
         if time.monotonic() - self._last_gauges >= self.gauges_s:
             self.core.update_gauges()
             self._last_gauges = time.monotonic()
@@ -163,6 +191,7 @@ class WorkerApp:
         """Checkpoint the core, then commit its offsets to the consumer group."""
         self.core.checkpoint(self.checkpoint_dir)
         self._since_checkpoint = 0
+        self._applied_at_checkpoint = self.core.model_events
         self._last_checkpoint = time.monotonic()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.core)
@@ -175,10 +204,15 @@ class WorkerApp:
 
     async def _on_assigned(self, app: Any, /, *args: Any, signal: Any = None, **kw: Any) -> None:
         assigned: set[TP] = args[0] if args else set()
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)
         for tp in assigned:
-            offset = self.core.offsets.get((tp.topic, tp.partition))
+            key = (tp.topic, tp.partition)
+            offset = self.core.offsets.get(key)
             if offset is not None:
-                await self.app.consumer.seek(tp, offset)
+                await consumer.seek(tp, offset)
+            # where reading starts: the checkpoint, else the committed offset (else earliest)
+            self._start[key] = offset if offset is not None else consumer.delivery_position(tp) or 0
 
 
 def build_app(settings: Settings, core: WorkerCore, **kwargs: Any) -> WorkerApp:

@@ -151,6 +151,11 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 return
             raise
 
+    def delivery_position(self, tp: TP) -> int | None:
+        """The next offset this consumer will deliver from ``tp`` (None before the first)."""
+        value = self._read_offset.get(tp)
+        return None if value is None else int(value)
+
     async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
         """Commit these offsets (next offset to read, per partition) to the consumer group.
 

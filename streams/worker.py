@@ -6,19 +6,20 @@ topics (the Faust agent in :mod:`streams.app` only hands them over), and for eac
 1. skips records below the partition's applied offset (they are in the checkpoint already);
 2. validates every record (:func:`streams.validation.parse`); an invalid one becomes a
    dead-letter message and is counted, never raised;
-3. items: the teacher encodes the batch's texts at once and the items join the catalog, so
-   they are rankable immediately; users: profile texts are encoded likewise;
+3. items: the teacher encodes the batch's texts at once, and the items join the catalog in
+   event-time order (below; at once on a live stream); users' profile texts likewise;
 4. interactions run through the same :class:`models.evaluation.Prequential` loop that
    ``coldstream evaluate`` uses (rank first, then learn), so live metrics and offline
    evaluation agree.
 
-The three topics are consumed independently, so one can run ahead of another by a fetch. The
-models must still see events in event-time order (an item that exists too early would be a
-negative before it exists, and its age would be wrong), so the core aligns them: item and user
-events wait until the interaction stream reaches their time (or, once every interactions
-partition is caught up with its end, ``park_s`` seconds; ``startup_s`` before any has
-reported), and an interaction whose item has not arrived yet waits for it
-(after ``park_s`` it is applied unranked, as an unannounced item, like ``evaluate`` does).
+The three topics are consumed independently, so one can run ahead of another. The models must
+still see events in event-time order (an item that exists too early would be a negative
+before it exists, and its age would be wrong). With ``sources`` set (the Faust app sets it to
+"the input partitions that still have a backlog") the core holds every event in one heap and
+applies it once the *watermark* has passed it: the oldest newest-event-time among partitions
+with a backlog. Without ``sources``, item and user events wait until the interaction stream
+reaches their time. Either way an interaction whose item has not arrived waits for it, and
+after ``park_s`` seconds is applied unranked as an unannounced item, like ``evaluate`` does.
 
 The state (catalog, models, evaluator, parked events, counters) and the applied offsets are
 saved together by :meth:`WorkerCore.checkpoint`; restoring them and skipping below the
@@ -28,6 +29,7 @@ offsets makes every valid event count exactly once across crashes.
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +133,10 @@ class WorkerCore:
         self.parked: dict[str, list[_Parked]] = {}
         self.waiting: list[_Waiting] = []  # a heap by event time
         self._behind: dict[tuple[str, int], bool] = {}  # interactions partition -> has backlog
+        #: the input partitions that still have a backlog, when the caller can tell (the Faust
+        #: app can); with it the core releases every event up to the watermark (below)
+        self.sources: Callable[[], set[tuple[str, int]]] | None = None
+        self._frontier: dict[tuple[str, int], int] = {}  # newest event time seen per partition
         self._seq = 0
         self.model_events = 0
         self._rolling: list[tuple[np.ndarray, np.ndarray]] = []
@@ -150,6 +156,7 @@ class WorkerCore:
         )
         if not records:
             return []
+        t = time.perf_counter()
         dead: list[DeadLetter] = []
         valid: list[Any] = []
         for r in records:
@@ -163,7 +170,13 @@ class WorkerCore:
                 dead.append(DeadLetter(r.key, msg, rec.code))
             else:
                 valid.append(rec)
-        if kind == "interaction":
+        if valid:
+            newest = max(r.ts for r in valid)
+            self._frontier[tp] = max(self._frontier.get(tp, newest), newest)
+        if kind == "interaction" and self.sources is not None:
+            for rec in valid:
+                self._wait(_Waiting(rec.ts, 2, self._next(), self.clock(), "interaction", "", rec))
+        elif kind == "interaction":
             self._behind[tp] = not batch.caught_up
             self._interactions(valid)
         elif kind == "item":
@@ -174,6 +187,8 @@ class WorkerCore:
         self.offsets[tp] = int(records[-1].offset) + 1
         if batch.highwater is not None:
             self.lag[tp] = max(0, batch.highwater - self.offsets[tp])
+        if self.sources is not None:
+            self._timed(self._release(self.watermark()), t)
         m = self.metrics
         if valid:
             m.events.labels(topic=batch.topic, outcome="applied").inc(len(valid))
@@ -193,8 +208,9 @@ class WorkerCore:
         now = self.clock()
         for it, vec in zip(latest.values(), vectors, strict=True):
             self._wait(_Waiting(it.ts, 0, self._next(), now, "item", it.item_id, vec))
-        # an item some interaction is already waiting for comes in at once
-        if any(item_id in self.parked for item_id in latest):
+        # an item some interaction is already waiting for comes in at once (without a
+        # watermark; with one, the item comes in when the watermark passes it)
+        if self.sources is None and any(item_id in self.parked for item_id in latest):
             self._release(max(p.rec.ts for i in latest for p in self.parked.get(i, ())))
 
     def _users(self, users: Sequence[User]) -> None:
@@ -217,7 +233,17 @@ class WorkerCore:
     def _wait(self, w: _Waiting) -> None:
         heapq.heappush(self.waiting, w)
 
-    def _release(self, until_ts: int | None) -> None:
+    def watermark(self) -> float:
+        """Event time up to which every input partition has been read: the oldest newest-time
+        among partitions that still have a backlog (+inf when none has; -inf while one with a
+        backlog has delivered nothing yet). Everything up to it can be applied in order."""
+        assert self.sources is not None
+        lagging = self.sources()
+        if not lagging:
+            return math.inf
+        return min(self._frontier.get(tp, -math.inf) for tp in lagging)
+
+    def _release(self, until_ts: float | None) -> int:
         """Hand the models everything waiting up to ``until_ts`` (None: all), in event-time
         order. A released item's parked interactions rejoin the heap at their own times, so
         they interleave with the other waiting events instead of following their item."""
@@ -237,6 +263,12 @@ class WorkerCore:
             else:
                 ev.user(w.key, w.vector)
         self._count(n)
+        return n
+
+    def _timed(self, n: int, since: float) -> None:
+        if n:
+            self.metrics.train_batch.observe(time.perf_counter() - since)
+            self.metrics.train_batch_size.observe(n)
 
     def _interactions(self, recs: Iterable[Interaction], *, force: bool = False) -> None:
         t = time.perf_counter()
@@ -247,10 +279,8 @@ class WorkerCore:
             if waiting and waiting[0].ts <= rec.ts:
                 self._release(rec.ts)
             n += self._apply(rec, now, force)
-        if n:
-            self._count(n)
-            self.metrics.train_batch.observe(time.perf_counter() - t)
-            self.metrics.train_batch_size.observe(n)
+        self._count(n)
+        self._timed(n, t)
 
     def _apply(self, rec: Interaction, now: float, force: bool) -> int:
         """Rank-then-learn one interaction; park it (0) if its item is unknown, unless forced."""
@@ -283,7 +313,7 @@ class WorkerCore:
         idle = not any(self._behind.values()) and (
             bool(self._behind) or now - self._started >= self.startup_s
         )
-        if self.waiting and idle:
+        if self.waiting and idle and self.sources is None:
             cut = max((w.ts for w in self.waiting if w.since <= limit), default=None)
             if cut is not None:
                 self._release(cut)
@@ -295,7 +325,10 @@ class WorkerCore:
             self._interactions(sorted(recs, key=lambda r: r.ts), force=True)
 
     def tick(self) -> None:
-        """Called periodically, also when no batch arrives: moves on what waited ``park_s``."""
+        """Called periodically, also when no batch arrives: moves on what the watermark passed
+        (a partition may have caught up) and what waited ``park_s``."""
+        if self.sources is not None:
+            self._timed(self._release(self.watermark()), time.perf_counter())
         self._release_stale()
 
     def flush(self) -> None:

@@ -217,9 +217,16 @@ def test_kill_9_and_restart_applies_every_event_exactly_once(
     ckpt = tmp_path / "ckpt"
     port = free_port()
 
+    def checkpointed() -> int:
+        saved = load_checkpoint(ckpt / "student")  # written atomically: never torn
+        return int(saved[0]["model_events"]) if saved is not None else 0
+
     first = _worker_process(settings, ckpt, port)
     try:
-        seen = _wait_metric(port, "coldstream_model_events", lambda v: v >= 2000, 180)
+        # kill once a checkpoint holds some progress and more has been applied since
+        seen = _wait_metric(
+            port, "coldstream_model_events", lambda v: v >= 2000 and checkpointed() > 0, 180
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)

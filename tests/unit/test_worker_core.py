@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from coldstream.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.teacher import HashingTeacher
-from streams.records import Interaction, Item, Record, to_json
+from streams.records import Interaction, Item, Record, User, to_json
 from streams.transport import RecordBatch
 from streams.worker import WorkerCore
 
@@ -189,3 +189,35 @@ def test_drift_detectors_see_a_collapse_in_hits(setup: Any) -> None:
     )
     assert detections is not None and detections >= 1
     assert core.drift_log and core.drift_log[0][0] == "student"
+
+
+def test_with_a_watermark_events_go_out_in_event_time_order_across_topics(setup: Any) -> None:
+    core, feed, _, _ = setup
+    lagging = {("u.interactions", 0), ("u.items", 0), ("u.users", 0)}
+    core.sources = lambda: set(lagging)
+    order: list[tuple[str, int]] = []
+    ev = core.evaluator
+    learn, observe_user = ev.interaction, ev.user
+
+    def spy_learn(user_id: str, index: int, value: float, ts: int, *, rank: bool = True) -> None:
+        order.append(("interaction", ts - T0))
+        learn(user_id, index, value, ts, rank=rank)
+
+    def spy_user(user_id: str, embedding: Any) -> None:
+        order.append(("user", 0))
+        observe_user(user_id, embedding)
+
+    ev.interaction = spy_learn  # type: ignore[method-assign]
+    ev.user = spy_user  # type: ignore[method-assign]
+    # interactions arrive first: nothing may be applied before items and users have reported
+    core.apply(feed.records([click("u1", "a", 10), click("u1", "b", 20)]))
+    assert core.model_events == 0 and core.watermark() == float("-inf")
+    core.apply(feed.records([item("a", 0), item("b", 15)]))
+    assert core.model_events == 0  # users have not reported yet
+    lagging.discard(("u.items", 0))
+    core.apply(feed.records([User("u1", T0 + 0, "likes tents")]))
+    lagging.clear()  # every partition is at its end
+    core.tick()
+    # the profile (t=0) before both interactions, each interaction after its item
+    assert order == [("user", 0), ("interaction", 10), ("interaction", 20)]
+    assert core.catalog.ids == ["a", "b"] and core.evaluator.unannounced == 0
