@@ -53,11 +53,6 @@ class RecordBatch:
     Each record has ``offset``, ``timestamp`` (ms), ``key`` and ``value`` (bytes).
     """
 
-    @property
-    def caught_up(self) -> bool:
-        """True when the batch ends at the partition's end (nothing more to read for now)."""
-        return self.highwater is not None and self.last_offset + 1 >= self.highwater
-
     __slots__ = ("highwater", "records", "tp")
 
     def __init__(self, tp: TP, records: Sequence[Any], highwater: int | None = None) -> None:

@@ -14,12 +14,12 @@ topics (the Faust agent in :mod:`streams.app` only hands them over), and for eac
 
 The three topics are consumed independently, so one can run ahead of another. The models must
 still see events in event-time order (an item that exists too early would be a negative
-before it exists, and its age would be wrong). With ``sources`` set (the Faust app sets it to
-"the input partitions that still have a backlog") the core holds every event in one heap and
-applies it once the *watermark* has passed it: the oldest newest-event-time among partitions
-with a backlog. Without ``sources``, item and user events wait until the interaction stream
-reaches their time. Either way an interaction whose item has not arrived waits for it, and
-after ``park_s`` seconds is applied unranked as an unannounced item, like ``evaluate`` does.
+before it exists, and its age would be wrong). The core holds every event in one heap and
+applies it once the *watermark* has passed it: the oldest newest-event-time among the input
+partitions that still have a backlog, as ``sources`` reports them (the Faust app measures them
+against the fetch high-water marks; by default nothing has a backlog, so events are applied as
+they arrive). An interaction whose item has not arrived waits for it, and after ``park_s``
+seconds is applied unranked as an unannounced item, like ``evaluate`` does.
 
 The state (catalog, models, evaluator, parked events, counters) and the applied offsets are
 saved together by :meth:`WorkerCore.checkpoint`; restoring them and skipping below the
@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,16 +99,13 @@ class WorkerCore:
         eval_every: int = 1,
         window: int = 2000,
         park_s: float = 2.0,
-        startup_s: float = 30.0,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
         self.settings, self.role, self.teacher, self.metrics = settings, role, teacher, metrics
-        self.k, self.window, self.park_s, self.startup_s = k, window, park_s, startup_s
-        self.clock = clock
-        self._started = clock()
+        self.k, self.window, self.park_s, self.clock = k, window, park_s, clock
         topics = settings.topics
         self.kinds = {
             topics.interactions: "interaction",
@@ -132,10 +129,9 @@ class WorkerCore:
         self.offsets: dict[tuple[str, int], int] = {}  # next offset to apply per partition
         self.parked: dict[str, list[_Parked]] = {}
         self.waiting: list[_Waiting] = []  # a heap by event time
-        self._behind: dict[tuple[str, int], bool] = {}  # interactions partition -> has backlog
-        #: the input partitions that still have a backlog, when the caller can tell (the Faust
-        #: app can); with it the core releases every event up to the watermark (below)
-        self.sources: Callable[[], set[tuple[str, int]]] | None = None
+        #: the input partitions that still have a backlog (the Faust app sets this); events are
+        #: applied up to the watermark they define (:meth:`watermark`)
+        self.sources: Callable[[], set[tuple[str, int]]] = set
         self._frontier: dict[tuple[str, int], int] = {}  # newest event time seen per partition
         self._seq = 0
         self.model_events = 0
@@ -173,22 +169,19 @@ class WorkerCore:
         if valid:
             newest = max(r.ts for r in valid)
             self._frontier[tp] = max(self._frontier.get(tp, newest), newest)
-        if kind == "interaction" and self.sources is not None:
+        if kind == "interaction":
+            now = self.clock()
             for rec in valid:
-                self._wait(_Waiting(rec.ts, 2, self._next(), self.clock(), "interaction", "", rec))
-        elif kind == "interaction":
-            self._behind[tp] = not batch.caught_up
-            self._interactions(valid)
+                self._wait(_Waiting(rec.ts, 2, self._next(), now, "interaction", "", rec))
         elif kind == "item":
             self._items(valid)
         else:
             self._users(valid)
-        self._release_stale()
         self.offsets[tp] = int(records[-1].offset) + 1
         if batch.highwater is not None:
             self.lag[tp] = max(0, batch.highwater - self.offsets[tp])
-        if self.sources is not None:
-            self._timed(self._release(self.watermark()), t)
+        self._timed(self._release(self.watermark()), t)
+        self._release_stale()
         m = self.metrics
         if valid:
             m.events.labels(topic=batch.topic, outcome="applied").inc(len(valid))
@@ -208,10 +201,6 @@ class WorkerCore:
         now = self.clock()
         for it, vec in zip(latest.values(), vectors, strict=True):
             self._wait(_Waiting(it.ts, 0, self._next(), now, "item", it.item_id, vec))
-        # an item some interaction is already waiting for comes in at once (without a
-        # watermark; with one, the item comes in when the watermark passes it)
-        if self.sources is None and any(item_id in self.parked for item_id in latest):
-            self._release(max(p.rec.ts for i in latest for p in self.parked.get(i, ())))
 
     def _users(self, users: Sequence[User]) -> None:
         texts = {u.user_id: text_of(u) for u in users}  # a repeated id in one batch: newest wins
@@ -237,7 +226,6 @@ class WorkerCore:
         """Event time up to which every input partition has been read: the oldest newest-time
         among partitions that still have a backlog (+inf when none has; -inf while one with a
         backlog has delivered nothing yet). Everything up to it can be applied in order."""
-        assert self.sources is not None
         lagging = self.sources()
         if not lagging:
             return math.inf
@@ -270,15 +258,10 @@ class WorkerCore:
             self.metrics.train_batch.observe(time.perf_counter() - since)
             self.metrics.train_batch_size.observe(n)
 
-    def _interactions(self, recs: Iterable[Interaction], *, force: bool = False) -> None:
-        t = time.perf_counter()
-        now = self.clock()
-        waiting = self.waiting
-        n = 0
-        for rec in recs:
-            if waiting and waiting[0].ts <= rec.ts:
-                self._release(rec.ts)
-            n += self._apply(rec, now, force)
+    def _apply_forced(self, recs: list[Interaction]) -> None:
+        """Apply, in time order and unranked where the item is unknown, what waited too long."""
+        t, now = time.perf_counter(), self.clock()
+        n = sum(self._apply(rec, now, force=True) for rec in sorted(recs, key=lambda r: r.ts))
         self._count(n)
         self._timed(n, t)
 
@@ -304,31 +287,19 @@ class WorkerCore:
             self.metrics.model_events.set(self.model_events)
 
     def _release_stale(self) -> None:
-        """Item/user events that waited ``park_s`` for interactions go to the models; then
-        interactions parked that long for an item that never came are applied unranked."""
-        now = self.clock()
-        limit = now - self.park_s
-        # only when every interactions partition is caught up (one that is behind will reach
-        # these times and release them in order); before any has reported, after a grace
-        idle = not any(self._behind.values()) and (
-            bool(self._behind) or now - self._started >= self.startup_s
-        )
-        if self.waiting and idle and self.sources is None:
-            cut = max((w.ts for w in self.waiting if w.since <= limit), default=None)
-            if cut is not None:
-                self._release(cut)
+        """Interactions parked ``park_s`` for an item that never came are applied unranked."""
         if not self.parked:
             return
+        limit = self.clock() - self.park_s
         stale = [k for k, v in self.parked.items() if v[0].since <= limit]
         if stale:
-            recs = [p.rec for k in stale for p in self.parked.pop(k)]
-            self._interactions(sorted(recs, key=lambda r: r.ts), force=True)
+            self._apply_forced([p.rec for k in stale for p in self.parked.pop(k)])
 
     def tick(self) -> None:
         """Called periodically, also when no batch arrives: moves on what the watermark passed
         (a partition may have caught up) and what waited ``park_s``."""
-        if self.sources is not None:
-            self._timed(self._release(self.watermark()), time.perf_counter())
+        t = time.perf_counter()  # before the release: it is what takes the time
+        self._timed(self._release(self.watermark()), t)
         self._release_stale()
 
     def flush(self) -> None:
@@ -337,7 +308,7 @@ class WorkerCore:
         if self.parked:
             recs = [p.rec for v in self.parked.values() for p in v]
             self.parked.clear()
-            self._interactions(sorted(recs, key=lambda r: r.ts), force=True)
+            self._apply_forced(recs)
 
     def _on_evaluated(self, model: str, hit: bool) -> None:
         for name, detector in self.detectors[model].items():

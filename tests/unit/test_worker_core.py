@@ -107,8 +107,12 @@ def test_a_batch_read_twice_is_applied_once(setup: Any) -> None:
     assert core.model_events == 3
 
 
+BACKLOG = {("u.interactions", 0)}  # the interactions partition has more to read
+
+
 def test_items_wait_for_the_interaction_stream_to_reach_them(setup: Any) -> None:
     core, feed, _, _ = setup
+    core.sources = lambda: BACKLOG
     core.apply(feed.records([item("a", 0), item("b", 100)]))
     assert len(core.catalog) == 0  # nothing has happened yet in event time
     core.apply(feed.records([click("u1", "a", 50)]))
@@ -144,15 +148,16 @@ def test_parked_interactions_of_an_unknown_item_are_applied_unranked(setup: Any)
     assert core.model_events == 1 and core.evaluator.unannounced == 1
 
 
-def test_items_are_released_when_interactions_are_caught_up_and_idle(setup: Any) -> None:
+def test_items_wait_while_interactions_have_a_backlog(setup: Any) -> None:
     core, feed, _, clock = setup
-    core.apply(feed.records([click("u1", "x", 1)], highwater=5))  # behind: 4 more to come
-    core.tick()
+    backlog = set(BACKLOG)
+    core.sources = lambda: backlog
+    core.apply(feed.records([click("u1", "x", 1)]))
     core.apply(feed.records([item("new", 10_000)]))
     clock.now += 3.0
     core.tick()
     assert "new" not in core.catalog  # a backlog is still being read: wait for it
-    core.apply(feed.records([click("u1", "x", 2)], highwater=2))  # now at the end
+    backlog.clear()  # now at the end
     clock.now += 3.0
     core.tick()
     assert "new" in core.catalog  # servable although no interaction reached its time
@@ -160,6 +165,7 @@ def test_items_are_released_when_interactions_are_caught_up_and_idle(setup: Any)
 
 def test_checkpoint_round_trip(setup: Any, tmp_path: Path) -> None:
     core, feed, _, clock = setup
+    core.sources = lambda: BACKLOG  # so that "z" is still waiting at the checkpoint
     core.apply(feed.records([item("a", 0), item("b", 1), item("z", 10_000)]))
     core.apply(feed.records([click("u1", "a", 5), click("u2", "b", 6), click("u3", "q", 7)]))
     core.checkpoint(tmp_path)
