@@ -11,6 +11,20 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
+from coldstream.commands.compare import (
+    DEFAULT_MODELS,
+    EveryOpt,
+    FeedbackOpt,
+    InitOpt,
+    KOpt,
+    ModelsOpt,
+    ReportOpt,
+    SeedOpt,
+    TeacherOpt,
+    ThreadsOpt,
+    ThresholdOpt,
+    WindowOpt,
+)
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
 from coldstream.settings import Settings
@@ -298,6 +312,14 @@ def worker(
     threads: Annotated[
         int, typer.Option(min=1, help="torch and BLAS threads (1 is fastest for small models)")
     ] = 1,
+    adapt: Annotated[
+        bool,
+        typer.Option(
+            "--adapt/--no-adapt",
+            help="on a drift detection, boost the student's learning rates and replay only "
+            "recent events for a while (see the README's Drift section)",
+        ),
+    ] = False,
     field: FieldOpt = None,
 ) -> None:
     """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
@@ -330,7 +352,86 @@ def worker(
             checkpoint_events=checkpoint_events,
             max_poll_records=max_poll_records,
             threads=threads,
+            adapt=adapt,
         )
+    except ColdstreamError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def replay(
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="earliest, an offset (every partition from it) or an ISO-8601 time (events "
+            "at or after it; naive = UTC)",
+        ),
+    ] = "earliest",
+    until: Annotated[
+        str,
+        typer.Option(
+            help="end (each partition's end when reading starts) or an ISO-8601 time "
+            "(events before it)"
+        ),
+    ] = "end",
+    report: ReportOpt = Path("reports/replay"),
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    field: FieldOpt = None,
+    models: ModelsOpt = DEFAULT_MODELS,
+    k: KOpt = 20,
+    feedback: FeedbackOpt = "implicit",
+    threshold: ThresholdOpt = None,
+    every: EveryOpt = 1,
+    teacher: TeacherOpt = None,
+    seed: SeedOpt = 0,
+    init: InitOpt = None,
+    window: WindowOpt = None,
+    threads: ThreadsOpt = 1,
+    time_index: Annotated[
+        bool,
+        typer.Option(
+            "--time-index/--no-time-index",
+            help="with --from TIME: start where the broker's time index says (checked by "
+            "reading) or read every partition from its beginning",
+        ),
+    ] = True,
+) -> None:
+    """Prequential comparison of the models on a range of the topics' history (read-only:
+    no consumer group, nothing committed, nothing written)."""
+    from coldstream.commands.compare import options, positive_threshold
+    from coldstream.errors import ConfigError
+    from coldstream.threads import limit_threads
+    from streams.history import check_range, parse_from, parse_until
+
+    try:
+        start = parse_from(from_)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from") from None
+    try:
+        end = parse_until(until)
+        check_range(start, end)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--until") from None
+    _check_feedback(feedback)
+    opts = options(
+        models,
+        k=k,
+        report=report,
+        every=every,
+        teacher=teacher,
+        seed=seed,
+        init=init,
+        threshold=positive_threshold(feedback, threshold),
+        window=window,
+    )
+    settings = _settings(broker=broker, topic_prefix=topic_prefix, field_map=_field_map(field))
+    from coldstream.commands.replay import run_replay
+
+    try:
+        with limit_threads(threads):
+            run_replay(settings, start, end, opts, feedback=feedback, use_time_index=time_index)
     except ColdstreamError as exc:
         _fail(str(exc))
 
@@ -338,16 +439,84 @@ def worker(
 @app.command()
 def demo(
     events: Annotated[int, typer.Option(min=100, help="interactions to generate")] = 20_000,
-    out_dir: Annotated[Path, typer.Option("--out", help="where the data goes")] = Path("data/demo"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where the data and the children's logs go")
+    ] = Path("data/demo"),
+    report: Annotated[Path, typer.Option(help="where the replay report goes")] = Path(
+        "reports/demo"
+    ),
     broker: BrokerOpt = None,
 ) -> None:
-    """The walk-through on the embedded broker. Not finished: see the README."""
+    """Everything on the embedded broker: generate, worker, inference, live display, replay."""
     from coldstream.demo import run_demo
 
     try:
-        run_demo(events=events, out_dir=out_dir, broker=broker)
+        run_demo(events=events, out_dir=out_dir, report_dir=report, broker=broker)
     except ColdstreamError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted: every process the demo started is stopped", 130)
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="HTTP port; 0 picks a free one [8080]")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
+    snapshot_dir: Annotated[
+        Path | None, typer.Option(help="snapshot store [env: COLDSTREAM_SNAPSHOT_DIR]")
+    ] = None,
+    provider: Annotated[
+        str, typer.Option(help="auto (CUDA when it really works, else CPU), cuda or cpu")
+    ] = "auto",
+    max_batch: Annotated[
+        int | None, typer.Option(min=1, help="most users scored in one ONNX run [256]")
+    ] = None,
+    threads: Annotated[
+        int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    ] = 0,
+    announcements: Annotated[
+        bool,
+        typer.Option(
+            "--announcements/--no-announcements",
+            help="also reload on <prefix>.snapshots messages (LATEST is polled in any case)",
+        ),
+    ] = True,
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+) -> None:
+    """Answer recommendation requests from the newest ONNX snapshot, reloading new ones."""
+    if provider not in ("auto", "cuda", "cpu"):
+        raise typer.BadParameter(
+            f"unknown provider {provider!r}: use auto, cuda or cpu", param_hint="--provider"
+        )
+    settings = _settings(
+        broker=broker,
+        topic_prefix=topic_prefix,
+        snapshot_dir=snapshot_dir,
+        http_port=port,
+        serve_provider=provider,
+        serve_max_batch=max_batch,
+    )
+    import asyncio
+    import logging
+
+    from serving.scorer import available_providers
+    from serving.server import InferenceServer
+    from serving.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = InferenceServer(settings, threads=threads, announcements=announcements)
+
+    def ready(bound: int) -> None:
+        out.print(
+            f"inference worker on http://{host}:{bound} (snapshots from {settings.snapshot_dir}; "
+            f"onnxruntime providers available: {', '.join(available_providers())})"
+        )
+        out.file.flush()
+
+    asyncio.run(run_server(server, host=host, port=settings.http_port, ready=ready))
 
 
 def _register_learning_commands() -> None:

@@ -1,70 +1,396 @@
-"""``coldstream demo``: the whole path on the embedded broker, as far as it is built.
+"""``coldstream demo``: the whole system on the embedded broker, in one command.
 
-Built so far: start the embedded broker (or use ``--broker``), generate a dataset, publish it
-into the topics, and read the topics back to check that every event arrived. The worker,
-inference and replay stages join here with issue 7 (``coldstream worker`` runs on its own).
+1. start the embedded broker (or use ``--broker``, with topics of a prefix of their own);
+2. generate a dataset;
+3. start ``coldstream worker --role all`` (student, River, popularity in one process; snapshots
+   every 2 s) and ``coldstream serve``, as child processes;
+4. stream the events in, with a live display: published and applied events/s, Recall@20 of
+   the student vs River (all and brand-new items), the snapshot version being served;
+5. ask the inference worker for a few users, announce a brand-new item and show it being
+   served (and where it ranks) seconds later;
+6. replay the topics into the prequential comparison and write the report (JSON, Markdown,
+   PNG plots).
+
+Every child process is stopped at the end, on errors and on Ctrl-C (and, through
+``PR_SET_PDEATHSIG``, even if the demo itself is killed). Logs of the children are kept in
+``<out>/run/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
+from rich.live import Live
 from rich.table import Table
 
 from coldstream.console import err, out, progress_bar
+from coldstream.errors import ColdstreamError
 from coldstream.settings import Settings
 
-__all__ = ["run_demo"]
+__all__ = ["DemoResult", "run_demo"]
+
+STEPS = 6
 
 
-def run_demo(*, events: int, out_dir: Path, broker: str | None = None) -> dict[str, int]:
-    """Run the demo; returns the number of messages read back per topic."""
+@dataclass
+class DemoResult:
+    published: dict[str, int] = field(default_factory=dict)
+    applied: int = 0
+    recall: dict[str, float] = field(default_factory=dict)  # "student/all" -> value
+    version: int = 0
+    recommendations: dict[str, list[str]] = field(default_factory=dict)
+    new_item: str = ""
+    new_item_served_s: float | None = None
+    new_item_rank: int | None = None  # 1-based rank for the user it was made for
+    report_dir: Path | None = None
+    seconds: float = 0.0
+    pids: list[int] = field(default_factory=list)  # of the child processes (all stopped)
+
+
+class Child:
+    """A coldstream subprocess whose output goes to a log file; ``port`` is read from it."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.log = name, log
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coldstream.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._log.write(line)
+            self._log.flush()
+            self._lines.put(line)
+
+    def port(self, marker: str = "http://127.0.0.1:", timeout: float = 180.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if marker in line:
+                return int(line.split(marker, 1)[1].split("/")[0].split()[0].rstrip(")"))
+        raise ColdstreamError(f"{self.name} did not start; its log: {self.log}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    from streams.broker import die_with_parent
+
+    die_with_parent()
+
+
+class Http:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else orjson.dumps(body)
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                return resp.status, orjson.loads(raw) if raw.startswith(b"{") else raw
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _metrics(client: Http) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, raw = client.call("GET", "/metrics")
+    if status != 200:
+        return {}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(raw.decode())
+        for s in fam.samples
+    }
+
+
+def run_demo(
+    *,
+    events: int,
+    out_dir: Path,
+    report_dir: Path,
+    broker: str | None = None,
+    seed: int = 7,
+) -> DemoResult:
+    """Run the demo end to end; every child process is stopped when it returns or raises."""
     from streams.broker import EmbeddedBroker
-    from streams.datasets import open_dataset
-    from streams.load import publish_dataset
     from streams.synthetic import SyntheticConfig, generate, write_jsonl
-    from streams.topics import ensure_topics, read_topic
+    from streams.topics import ensure_topics
 
+    started = time.monotonic()
+    result = DemoResult()
+    run = out_dir / "run"
     with contextlib.ExitStack() as stack:
         if broker is None:
             embedded = stack.enter_context(EmbeddedBroker())
             broker = embedded.bootstrap
-            err.print(f"[bold]1/4[/] embedded broker on {broker}")
-        else:
-            err.print(f"[bold]1/4[/] using the broker at {broker}")
-        settings = Settings.load(broker=broker)
+            prefix = "coldstream"
+            err.print(f"[bold]1/{STEPS}[/] embedded broker on {broker}")
+        else:  # a real cluster may hold older demo topics: this run gets its own
+            prefix = f"coldstream-demo-{int(time.time())}"
+            err.print(f"[bold]1/{STEPS}[/] using the broker at {broker}, topics {prefix}.*")
+        settings = Settings.load(broker=broker, topic_prefix=prefix)
         ensure_topics(settings)
 
         users, items = max(50, events // 40), max(30, events // 70)
-        config = SyntheticConfig(users=users, items=items, events=events, seed=7)
-        with progress_bar("[bold]2/4[/] generating", events) as advance:
-            write_jsonl(generate(config, progress=advance), out_dir)
+        config = SyntheticConfig(users=users, items=items, events=events, seed=seed)
+        with progress_bar(f"[bold]2/{STEPS}[/] generating", events) as advance:
+            dataset = generate(config, progress=advance)
+        write_jsonl(dataset, out_dir)
 
-        dataset = open_dataset(out_dir)
-        with progress_bar("[bold]3/4[/] publishing", len(dataset)) as advance:
-            report = publish_dataset(dataset, settings, progress=advance)
+        shutil.rmtree(run, ignore_errors=True)  # old checkpoints must not resume a new stream
+        run.mkdir(parents=True)
+        env = {
+            **os.environ,
+            "COLDSTREAM_BROKER": broker,
+            "COLDSTREAM_TOPIC_PREFIX": prefix,
+            "COLDSTREAM_SNAPSHOT_DIR": str(run / "snapshots"),
+            "COLDSTREAM_CHECKPOINT_DIR": str(run / "checkpoints"),
+            "COLDSTREAM_SNAPSHOT_INTERVAL_S": "2",
+            "COLDSTREAM_GROUP_ID": f"{prefix}-demo",
+        }
+        err.print(f"[bold]3/{STEPS}[/] starting the worker and the inference worker (logs: {run})")
+        worker = Child(
+            "worker",
+            ["worker", "--role", "all", "--metrics-port", "0", "--checkpoint-s", "5"],
+            env,
+            run / "worker.log",
+        )
+        stack.callback(worker.stop)
+        serve = Child(
+            "serve", ["serve", "--host", "127.0.0.1", "--port", "0"], env, run / "serve.log"
+        )
+        stack.callback(serve.stop)
+        result.pids = [worker.proc.pid, serve.proc.pid]
+        err.print(f"    worker pid {worker.proc.pid}, inference worker pid {serve.proc.pid}")
+        wclient, sclient = Http(worker.port()), Http(serve.port())
 
-        read: dict[str, int] = {}
-        with progress_bar("[bold]4/4[/] reading back", len(dataset)) as advance:
-            for kind in ("item", "user", "interaction"):
-                topic = settings.topics.for_kind(kind)
-                n = 0
-                for _ in read_topic(settings, topic, idle_s=1.0):
-                    n += 1
-                    advance(1)
-                read[topic] = n
+        _stream(settings, out_dir, wclient, sclient, result)
+        _query(settings, dataset, sclient, result)
 
-    table = Table(title="demo: events through the broker")
-    table.add_column("topic")
-    table.add_column("published", justify="right")
-    table.add_column("read back", justify="right")
-    for topic, n in read.items():
-        table.add_row(topic, f"{report.published.get(topic, 0):,}", f"{n:,}")
-    out.print(table)
-    out.print(
-        f"published {report.events:,} events at {report.events_per_s:,.0f}/s; data in {out_dir}\n"
-        "[yellow]not in the demo yet:[/] the online worker (run `coldstream worker` by hand), "
-        "inference workers and the replay report (see the README's status section)."
+        err.print(f"[bold]6/{STEPS}[/] replaying the topics into the model comparison")
+        replay = subprocess.run(
+            [sys.executable, "-m", "coldstream.cli", "replay", "--report", str(report_dir)],
+            env=env,
+            check=False,
+        )
+        if replay.returncode != 0:
+            raise ColdstreamError(f"replay failed (exit {replay.returncode})")
+        result.report_dir = report_dir
+    result.seconds = time.monotonic() - started
+    _summary(result)
+    return result
+
+
+def _stream(
+    settings: Settings, data: Path, wclient: Http, sclient: Http, result: DemoResult
+) -> None:
+    """Publish the dataset while showing what the worker and the inference worker do."""
+    from streams.datasets import open_dataset
+    from streams.load import publish_dataset
+
+    dataset = open_dataset(data)
+    interactions = dataset.counts()["interaction"]
+    total = len(dataset)
+    sent = [0]
+    failure: list[BaseException] = []
+    rate: list[float] = []
+
+    def publish() -> None:
+        try:
+            report = publish_dataset(dataset, settings, progress=lambda n: _add(sent, n))
+            result.published = dict(report.published)
+            rate.append(report.events_per_s)
+        except BaseException as exc:  # shown by the main thread
+            failure.append(exc)
+
+    loader = threading.Thread(target=publish, daemon=True)
+    loader.start()
+    t0 = time.monotonic()
+    m: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    with Live(console=err, refresh_per_second=4, transient=False) as live:
+        while True:
+            m = _metrics(wclient)
+            status, ready = sclient.call("GET", "/readyz")
+            result.version = ready.get("version", 0) if status == 200 else 0
+            result.applied = int(m.get(("coldstream_model_events", ()), 0))
+            live.update(_board(m, sent[0], total, rate, result, time.monotonic() - t0))
+            if failure:
+                raise ColdstreamError(f"publishing failed: {failure[0]}")
+            if not loader.is_alive() and result.applied >= interactions:
+                break
+            if time.monotonic() - t0 > 600:
+                raise ColdstreamError("the worker did not apply the stream within 10 minutes")
+            time.sleep(0.5)
+        # the last snapshot (exported every 2 s) has the whole stream
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, ready = sclient.call("GET", "/readyz")
+            newest = ready.get("newest_event_ts") or 0 if status == 200 else 0
+            if newest >= max(r.ts for r in dataset.records()):
+                result.version = ready["version"]
+                break
+            time.sleep(0.25)
+        live.update(_board(m, sent[0], total, rate, result, time.monotonic() - t0))
+    err.print()
+    for model in ("student", "river"):
+        for sl in ("all", "0"):
+            result.recall[f"{model}/{sl}"] = m.get(
+                ("coldstream_recall_at_k", (("model", model), ("slice", sl))), float("nan")
+            )
+
+
+def _add(box: list[int], n: int) -> None:
+    box[0] += n
+
+
+def _board(
+    m: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    sent: int,
+    total: int,
+    load_rate: list[float],
+    result: DemoResult,
+    elapsed: float,
+) -> Table:
+    def recall(model: str, sl: str) -> str:
+        v = m.get(("coldstream_recall_at_k", (("model", model), ("slice", sl))))
+        return "-" if v is None else f"{v:.3f}"
+
+    applied = sum(
+        v
+        for (name, lb), v in m.items()
+        if name == "coldstream_events_total" and ("outcome", "applied") in lb
     )
-    return read
+    table = Table(title=f"[bold]4/{STEPS}[/] streaming ({elapsed:.0f} s)", show_header=True)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rate = f"{load_rate[0]:,.0f}/s" if load_rate else f"{sent / max(elapsed, 1e-9):,.0f}/s"
+    table.add_row("events published", f"{sent:,} of {total:,}  {rate}")
+    table.add_row(
+        "events applied by the worker", f"{int(applied):,}  ({applied / max(elapsed, 1e-9):,.0f}/s)"
+    )
+    table.add_row(
+        "Recall@20 student / River, all items",
+        f"{recall('student', 'all')} / {recall('river', 'all')}",
+    )
+    table.add_row(
+        "Recall@20 student / River, brand-new items",
+        f"{recall('student', '0')} / {recall('river', '0')}",
+    )
+    table.add_row("snapshot version served", str(result.version))
+    return table
+
+
+def _query(settings: Settings, dataset: Any, sclient: Http, result: DemoResult) -> None:
+    """Recommendations for a few users; then a brand-new item, served seconds later."""
+    from kafka import KafkaProducer
+
+    err.print(f"[bold]5/{STEPS}[/] asking the inference worker")
+    active: dict[str, int] = {}
+    for r in dataset.interactions:
+        active[r.user_id] = active.get(r.user_id, 0) + 1
+    users = [*sorted(active, key=lambda u: -active[u])[:2], "someone-new"]
+    for user in users:
+        status, body = sclient.call("GET", f"/recommend?user_id={user}&k=5")
+        if status != 200:
+            raise ColdstreamError(f"/recommend answered {status}: {body}")
+        result.recommendations[user] = [it["item_id"] for it in body["items"]]
+    # a new item written like the top pick of the most active user
+    user = users[0]
+    top = result.recommendations[user][0]
+    like = next(i for i in dataset.items if i.item_id == top)
+    new_id = f"new-{int(time.time())}"
+    item = {
+        "item_id": new_id,
+        "title": f"New: {like.title}",
+        "text": like.text,
+        "tags": list(like.tags),
+        "ts": int(time.time() * 1000),
+    }
+    producer = KafkaProducer(**settings.kafka_python_config())
+    sent_at = time.monotonic()
+    producer.send(settings.topics.items, key=new_id.encode(), value=orjson.dumps(item))
+    producer.flush(30)
+    producer.close()
+    result.new_item = new_id
+    deadline = sent_at + 60
+    while time.monotonic() < deadline:
+        _, body = sclient.call("POST", "/score", {"user_id": user, "item_ids": [new_id]})
+        if body["scores"][0]["score"] is not None:
+            result.new_item_served_s = time.monotonic() - sent_at
+            break
+        time.sleep(0.05)
+    status, body = sclient.call("GET", f"/recommend?user_id={user}&k=100")
+    ranked = [it["item_id"] for it in body.get("items", [])]
+    result.new_item_rank = ranked.index(new_id) + 1 if new_id in ranked else None
+
+
+def _summary(result: DemoResult) -> None:
+    table = Table(title="inference worker answers (top 5)")
+    table.add_column("user")
+    table.add_column("recommended items")
+    for user, items in result.recommendations.items():
+        table.add_row(user, ", ".join(items))
+    out.print(table)
+    if result.new_item_served_s is None:
+        out.print(f"new item {result.new_item}: [red]not served within 60 s[/]")
+    else:
+        rank = f"rank {result.new_item_rank}" if result.new_item_rank else "not in the top 100"
+        out.print(
+            f"new item {result.new_item}: served {result.new_item_served_s:.1f} s after its "
+            f"announcement, before anyone touched it; {rank} for the user it resembles"
+        )
+    out.print(
+        f"live Recall@20 student {result.recall.get('student/all', float('nan')):.3f} vs River "
+        f"{result.recall.get('river/all', float('nan')):.3f} (brand-new items: "
+        f"{result.recall.get('student/0', float('nan')):.3f} vs "
+        f"{result.recall.get('river/0', float('nan')):.3f}); snapshot version {result.version}"
+    )
+    if result.report_dir is not None:
+        files = sorted(p.name for p in result.report_dir.iterdir())
+        out.print(f"report: {result.report_dir}/ ({', '.join(files)})")
+    out.print(f"demo finished in {result.seconds:.0f} s; every process it started is stopped")

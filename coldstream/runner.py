@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -12,7 +14,40 @@ from coldstream.settings import Settings
 from coldstream.threads import limit_threads
 from exporters.metrics import WorkerMetrics
 
+if TYPE_CHECKING:
+    from streams.worker import WorkerCore
+
 __all__ = ["run_worker_command"]
+
+
+def _snapshot_hook(
+    settings: Settings, core: WorkerCore, metrics: WorkerMetrics
+) -> Callable[[WorkerCore], bytes | None] | None:
+    """The worker's snapshot hook: export the student to the snapshot store (roles with a
+    student only; the baseline has nothing to serve)."""
+    from exporters.snapshot import SnapshotExporter, SnapshotStore
+    from models.trainer import Student
+
+    student = core.models.get("student")
+    if not isinstance(student, Student):
+        return None
+    key = settings.snapshot_key
+    exporter = SnapshotExporter(
+        SnapshotStore(
+            settings.snapshot_dir,
+            keep=settings.snapshot_keep,
+            key=None if key is None else key.get_secret_value().encode(),
+        ),
+        k_max=settings.snapshot_k_max,
+        teacher_rank=settings.snapshot_teacher_rank,
+        teacher=core.teacher.name,
+        metrics=metrics,
+    )
+
+    def hook(c: WorkerCore) -> bytes:
+        return exporter.announcement(exporter.export(student, offsets=c.offsets))
+
+    return hook
 
 
 def run_worker_command(
@@ -26,7 +61,10 @@ def run_worker_command(
     checkpoint_events: int,
     max_poll_records: int,
     threads: int = 1,
+    snapshots: bool = True,
+    adapt: bool = False,
 ) -> None:
+    from models.monitor import Adaptation
     from models.teacher import load_teacher
     from streams.app import WorkerApp, run_worker
     from streams.topics import ensure_topics
@@ -45,6 +83,7 @@ def run_worker_command(
         k=k,
         threshold=threshold,
         eval_every=eval_every,
+        adapt=Adaptation() if adapt else None,
     )
     directory = settings.checkpoint_dir / role
     if core.restore(directory):
@@ -57,6 +96,7 @@ def run_worker_command(
     out.print(f"worker ({role}) on {settings.broker}: metrics at http://127.0.0.1:{port}/metrics")
     out.file.flush()
     started = time.monotonic()
+    on_snapshot = _snapshot_hook(settings, core, metrics) if snapshots else None
     worker = WorkerApp(
         settings,
         core,
@@ -64,6 +104,9 @@ def run_worker_command(
         checkpoint_s=checkpoint_s,
         checkpoint_events=checkpoint_events,
         max_poll_records=max_poll_records,
+        on_snapshot=on_snapshot,
+        snapshot_s=settings.snapshot_interval_s,
+        snapshot_events=settings.snapshot_events,
     )
     try:
         with limit_threads(threads):

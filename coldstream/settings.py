@@ -102,9 +102,32 @@ class Settings(BaseSettings):
     teacher_model: str | None = Field(None, description="sentence-transformers path or name")
     snapshot_dir: Path = Path("snapshots")
     checkpoint_dir: Path = Path("checkpoints")
-    snapshot_key: SecretStr | None = None
+    snapshot_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key: snapshots are signed, and serving refuses unsigned"
+    )
+    snapshot_keep: int = Field(5, ge=1, le=1000, description="snapshot versions kept on disk")
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="the worker exports a snapshot this often (seconds)..."
+    )
+    snapshot_events: int = Field(
+        1_000_000, ge=1, description="...or after this many records, whichever comes first"
+    )
+    snapshot_k_max: int = Field(
+        100, ge=1, le=10_000, description="largest k a snapshot answers (top-K in the graph)"
+    )
+    snapshot_teacher_rank: int | None = Field(
+        None,
+        ge=1,
+        description="serve the teacher-similarity term through this many principal directions "
+        "of the catalog's teacher embeddings (smaller, faster, approximate); None: exact",
+    )
     metrics_port: int = Field(9464, ge=0, le=65535)
     http_port: int = Field(8080, ge=0, le=65535)
+    serve_provider: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="ONNX Runtime provider of `serve`: auto uses CUDA when it really works"
+    )
+    serve_max_batch: int = Field(256, ge=1, le=65_536, description="requests batched per run")
+    serve_poll_s: float = Field(0.25, gt=0, description="how often `serve` checks LATEST")
 
     @field_validator("broker", mode="before")
     @classmethod

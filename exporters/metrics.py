@@ -16,6 +16,8 @@ training step is milliseconds, teacher encoding is tens of milliseconds a batch.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -55,6 +57,10 @@ class WorkerMetrics:
     recall: Gauge
     evaluated: Gauge
     drift: Counter
+    drift_last: Gauge
+    data_drift: Counter
+    psi: Gauge
+    embedding_shift: Gauge
     snapshot_version: Gauge
     snapshot_export: Histogram
     teacher_encode: Histogram
@@ -114,6 +120,29 @@ class WorkerMetrics:
                 "Concept drift detections, by model and detector.",
                 ("model", "detector"),
             ),
+            drift_last=gauge(
+                "coldstream_drift_last_detection_timestamp_seconds",
+                "Event time of the interaction at the latest concept drift detection, by model "
+                "and detector (0: none yet).",
+                ("model", "detector"),
+            ),
+            data_drift=counter(
+                "coldstream_data_drift_detections",
+                "Data drift detections (PSI or item embedding shift over its threshold), by "
+                "feature.",
+                ("feature",),
+            ),
+            psi=gauge(
+                "coldstream_psi",
+                "Population stability index of a feature, recent window against the one before, "
+                "by feature (item_popularity, student_score).",
+                ("feature",),
+            ),
+            embedding_shift=gauge(
+                "coldstream_item_embedding_shift",
+                "Shift of the mean teacher embedding of new items, recent window against the one "
+                "before, in units of the earlier window's spread.",
+            ),
             snapshot_version=gauge("coldstream_snapshot_version", "Newest exported snapshot."),
             snapshot_export=hist(
                 "coldstream_snapshot_export_seconds",
@@ -139,3 +168,19 @@ class WorkerMetrics:
                 ("topic",),
             ),
         )
+
+    def start_drift(
+        self, detectors: Iterable[tuple[str | None, str]], features: Iterable[str]
+    ) -> None:
+        """Create the drift series before anything happens: detection counters and the latest
+        detection time at 0 for each ``(model, detector)`` (``(None, feature)``: data drift), the
+        PSI of each feature and the embedding shift NaN until there is enough data for them."""
+        for model, name in detectors:
+            if model is None:
+                self.data_drift.labels(feature=name)
+            else:
+                self.drift.labels(model=model, detector=name)
+                self.drift_last.labels(model=model, detector=name).set(0.0)
+        for feature in features:
+            self.psi.labels(feature=feature).set(math.nan)
+        self.embedding_shift.set(math.nan)

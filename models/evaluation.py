@@ -40,7 +40,7 @@ from models.catalog import Catalog
 from models.protocol import Recommender, is_positive
 from streams.records import Interaction, Item, Record, User
 
-__all__ = ["SLICES", "EvalResult", "Prequential", "count_slice", "run_prequential"]
+__all__ = ["SLICES", "EvalObserver", "EvalResult", "Prequential", "count_slice", "run_prequential"]
 
 SLICES = ("all", "0", "1-5", "6-20", ">20", "new_user")
 _METRICS = ("recall", "ndcg", "mrr")
@@ -80,6 +80,23 @@ class EvalResult:
         }
 
 
+class EvalObserver:
+    """Something that watches a :class:`Prequential` loop (``Prequential.observers``); every
+    method is a no-op here, so an observer overrides only what it needs."""
+
+    def item(self, index: int) -> None:
+        """An item event (new or updated), after the models saw it."""
+
+    def before(self, user_id: str, index: int, value: float, ts: int) -> None:
+        """An interaction, before any model ranked or learned it."""
+
+    def ranked(self, model: str, hit: bool, score: float) -> None:
+        """``model`` ranked the target: in its top K or not, and the target's raw score."""
+
+    def after(self) -> None:
+        """After every model learned the interaction."""
+
+
 class Prequential:
     """Feeds events to every model and scores each positive before the models learn it."""
 
@@ -108,8 +125,8 @@ class Prequential:
         self.seen: dict[str, list[int]] = {}
         self.seen_set: dict[str, set[int]] = {}
         self.events = self.positives = self.unannounced = self.skipped_repeats = 0
-        #: called as ``on_evaluated(model, hit)`` after each ranked event (drift detectors)
-        self.on_evaluated: Callable[[str, bool], None] | None = None
+        #: told about every item, interaction and ranked event (drift detectors)
+        self.observers: list[EvalObserver] = []
         self._t0 = time.perf_counter()
 
     def item(self, index: int) -> None:
@@ -117,6 +134,8 @@ class Prequential:
             self.item_count.append(0)
         for model in self.models.values():
             model.observe_item(index)
+        for obs in self.observers:
+            obs.item(index)
 
     def user(self, user_id: str, embedding: npt.NDArray[np.float32] | None) -> None:
         for model in self.models.values():
@@ -127,6 +146,8 @@ class Prequential:
     ) -> None:
         """Evaluate (when positive, and ``rank``), then let every model learn the event."""
         self.events += 1
+        for obs in self.observers:
+            obs.before(user_id, index, value, ts)
         seen = self.seen_set.get(user_id)
         if is_positive(value, self.threshold):
             self.positives += 1
@@ -145,6 +166,8 @@ class Prequential:
         elif index not in seen:
             seen.add(index)
             self.seen[user_id].append(index)
+        for obs in self.observers:
+            obs.after()
 
     def _evaluate(self, user_id: str, target: int, new_user: bool, ts: int) -> None:
         names = list(self.models)
@@ -160,6 +183,7 @@ class Prequential:
                 raise RuntimeError(
                     f"model {model.name!r} scored {scores.shape[0]} items, not {len(self.catalog)}"
                 )
+            raw = float(scores[target])
             scores[seen] = -np.inf
             scores[future] = -np.inf  # announced after this event: does not exist yet
             st = scores[target]
@@ -171,9 +195,9 @@ class Prequential:
             self._sum[1, j, slices] += ndcg
             self._sum[2, j, slices] += 1.0 / (rank + 1.0)
             self._win[0, j] += hit
-            if self.on_evaluated is not None:
-                self.on_evaluated(names[j], hit)
             self._win[1, j] += ndcg
+            for obs in self.observers:
+                obs.ranked(names[j], hit, raw)
         self._win_n += 1
         if self._win_n == self.window:
             self._close_window()

@@ -14,12 +14,17 @@ item vectors; off, the tower learns from distillation alone, as in ALDI.)
 User ids go through an :class:`~models.idtable.IdTable` (frequency filter, expiry, bounded);
 their history and profile live in a bounded LRU. Everything is deterministic for a seed and
 :meth:`Student.state_dict` round-trips all of it (weights, optimizer, tables, buffers).
+
+After a drift detection :meth:`Student.boost` makes it learn faster for a while: both learning
+rates scaled up, and replay drawn from the latest positives only, since the whole-history
+reservoir keeps teaching the tastes that just went away (:mod:`models.monitor` decides when).
 """
 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
+import math
+from collections import OrderedDict, deque
 from typing import Any
 
 import numpy as np
@@ -37,6 +42,8 @@ from models.student import StudentConfig, Towers, blend_weight, content_np, user
 __all__ = ["Student"]
 
 F32 = npt.NDArray[np.float32]
+#: latest positives kept for the short replay horizon of a boost (the most a boost can ask for)
+RECENT = 4096
 
 
 class _UserState:
@@ -77,6 +84,9 @@ class Student:
         )
         self.state: OrderedDict[str, _UserState] = OrderedDict()
         self.replay = ReplayBuffer(cfg.replay_size, cfg.history, seed=seed + 1)
+        self.recent: deque[tuple[str, int, list[int]]] = deque(maxlen=RECENT)
+        self.last_loss = float("nan")  # the latest step's loss on its fresh rows (see _step)
+        self.boosted = (1.0, 0, 0)  # (learning-rate factor, steps left, replay horizon)
         d = cfg.dim
         # per catalog row: id embedding and bias, Adagrad state, positives, has an id row
         self.item_emb = np.zeros((0, d), dtype=np.float32)
@@ -139,6 +149,7 @@ class Student:
         hist = list(st.hist)
         self.pending.append((user_id, index, hist))
         self.replay.add(user_id, index, hist)
+        self.recent.append((user_id, index, hist))
         st.hist.append(index)
         if len(st.hist) > self.cfg.history:
             del st.hist[0]
@@ -183,6 +194,26 @@ class Student:
         dt = self.catalog.dim
         q = self._w["sim"][0] * x[dt : 2 * dt] + self._w["sim"][1] * x[:dt]
         return np.concatenate([self._user_vector(user_id, x), q])
+
+    def queries(self, user_ids: list[str | None]) -> F32:
+        """:meth:`query` for many users at once (``None``: a user the student never saw)."""
+        x = self._features([None if u is None else self.state.get(u) for u in user_ids])
+        dt = self.catalog.dim
+        w = self._w
+        h = np.maximum(x @ w["user_in.weight"].T + w["user_in.bias"], 0.0)
+        u = h @ w["user_out.weight"].T + w["user_out.bias"]
+        rows = np.array([-1 if k is None else self.users.get(k) for k in user_ids], dtype=np.int64)
+        known = rows >= 0
+        if known.any():
+            u[known] += self.users.weight[torch.from_numpy(rows[known])].numpy()
+        q = w["sim"][0] * x[:, dt : 2 * dt] + w["sim"][1] * x[:, :dt]
+        return np.concatenate([u, q], axis=1).astype(np.float32)
+
+    def serving_rows(self) -> tuple[F32, F32]:
+        """The serving item matrix ``[blended vector, teacher embedding]`` and bias, one row per
+        catalog item: :meth:`score_all` is ``rows @ query + bias``."""
+        n = len(self.catalog)
+        return self._m[:n], self._b[:n]
 
     def _serve(self, rows: npt.NDArray[np.int64] | None = None) -> None:
         """Recompute serving rows ``[blended vector, teacher embedding]`` and their bias
@@ -247,7 +278,12 @@ class Student:
 
     def _step(self, batch: list[tuple[str, int, list[int]]]) -> None:
         cfg = self.cfg
-        r_users, r_items, r_hist = self.replay.sample(cfg.replay_per_batch)
+        factor, left, horizon = self.boosted
+        r_users, r_items, r_hist = (
+            self._recent_sample(cfg.replay_per_batch, horizon, len(batch))
+            if left and horizon
+            else self.replay.sample(cfg.replay_per_batch)
+        )
         users = [b[0] for b in batch] + r_users
         hist = np.full((len(users), cfg.history), -1, dtype=np.int64)
         for r, b in enumerate(batch):
@@ -305,14 +341,22 @@ class Student:
                 p_id = F.softmax(ud @ ew.T + bw, dim=1)
                 logp_c = F.log_softmax(ud @ cw.T + cbw, dim=1)
                 loss = loss + cfg.distill_rank * F.kl_div(logp_c, p_id, reduction="batchmean")
+        # the fresh rows' loss before learning them, over that of a uniform guess among the
+        # candidates (a growing catalog must not read as drift): a drift signal
+        fresh_loss = F.cross_entropy(logits[: len(batch)].detach(), tgt[: len(batch)])
+        self.last_loss = float(fresh_loss) - math.log(len(ci))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         with torch.no_grad():
             self._adagrad(ci, e.grad, eb.grad)
             if ue.grad is not None and len(urows):
-                self.users.adagrad_(urows, ue.grad, cfg.lr_sparse)
+                self.users.adagrad_(urows, ue.grad, cfg.lr_sparse * self._lr_factor())
         self.steps += 1
+        if left:
+            self.boosted = (factor, left - 1, horizon)
+            if left == 1:
+                self._set_lr(1.0)
         self._w = self.towers.numpy_weights()
         self._refresh()
 
@@ -324,7 +368,7 @@ class Student:
         g = np.concatenate([g_emb.numpy(), g_bias.numpy()[:, None]], axis=1)
         acc = self.item_acc[rows] + g * g
         self.item_acc[rows] = acc
-        step = self.cfg.lr_sparse * g / (np.sqrt(acc) + 1e-8)
+        step = self.cfg.lr_sparse * self._lr_factor() * g / (np.sqrt(acc) + 1e-8)
         self.item_emb[rows] -= step[:, :-1]
         self.item_bias[rows] -= step[:, -1]
 
@@ -339,6 +383,45 @@ class Student:
         self._refresh_at = 0 if hi >= n else hi
         vec, bias = content_np(self._w, self.catalog.embeddings[lo:hi])
         self.c_vec[lo:hi], self.c_bias[lo:hi] = vec, bias
+
+    # ---- drift adaptation -----------------------------------------------------------------
+    def boost(self, factor: float, steps: int, horizon: int = 0) -> None:
+        """For the next ``steps`` training steps: both learning rates times ``factor``, and,
+        if ``horizon``, replay drawn from the latest ``horizon`` positives (at most
+        :data:`RECENT`) instead of the whole-history reservoir. A new boost replaces one that
+        is running."""
+        if factor <= 0 or steps < 0 or not 0 <= horizon <= RECENT:
+            raise ValueError(
+                f"boost needs factor > 0, steps >= 0 and 0 <= horizon <= {RECENT}; got "
+                f"factor={factor}, steps={steps}, horizon={horizon}"
+            )
+        self.boosted = (float(factor), int(steps), int(horizon))
+        self._set_lr(factor if steps else 1.0)
+
+    def _lr_factor(self) -> float:
+        factor, left, _ = self.boosted
+        return factor if left else 1.0
+
+    def _set_lr(self, factor: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg.lr_dense * factor
+
+    def _recent_sample(
+        self, n: int, horizon: int, skip: int
+    ) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Like :meth:`ReplayBuffer.sample`, from the ``horizon`` positives before the latest
+        ``skip`` (the batch being trained, which needs no replay)."""
+        end = len(self.recent) - skip
+        start = max(0, end - horizon)
+        n = min(n, end - start)
+        picks = (torch.randperm(end - start, generator=self.gen)[:n] + start).tolist()
+        hist = np.full((n, self.cfg.history), -1, dtype=np.int64)
+        users, items = [], np.zeros(n, dtype=np.int64)
+        for r, j in enumerate(picks):
+            user, items[r], h = self.recent[j]
+            users.append(user)
+            hist[r, : len(h)] = h
+        return users, items, hist
 
     # ---- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -366,6 +449,8 @@ class Student:
             "users": self.users.state_dict(),
             "user_state": [(k, list(s.hist), s.profile, s.last) for k, s in self.state.items()],
             "replay": self.replay.state_dict(),
+            "recent": [(u, i, list(h)) for u, i, h in self.recent],
+            "boost": (*self.boosted, self.last_loss),
             "arrays": {k: getattr(self, k).copy() for k in arrays},
             "pending": [(u, i, list(h)) for u, i, h in self.pending],
             "counters": (self.steps, self.learned, self.now, self._refresh_at, self.heat_base),
@@ -379,6 +464,9 @@ class Student:
         self.users.load_state_dict(state["users"])
         self.load_user_state(state["user_state"])
         self.replay.load_state_dict(state["replay"])
+        self.recent = deque(((u, i, list(h)) for u, i, h in state.get("recent", ())), RECENT)
+        *boosted, self.last_loss = state.get("boost", (1.0, 0, 0, float("nan")))
+        self.boosted = (float(boosted[0]), int(boosted[1]), int(boosted[2]))
         for k, v in state["arrays"].items():
             setattr(self, k, v.copy())
         self.pending = [(u, i, list(h)) for u, i, h in state["pending"]]

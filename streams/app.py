@@ -69,7 +69,7 @@ class WorkerApp:
         checkpoint_events: int = 100_000,
         gauges_s: float = 1.0,
         on_checkpoint: Callable[[WorkerCore], None] | None = None,
-        on_snapshot: Callable[[WorkerCore], None] | None = None,
+        on_snapshot: Callable[[WorkerCore], bytes | None] | None = None,
         snapshot_s: float = 30.0,
         snapshot_events: int = 1_000_000,
         max_poll_records: int = 5000,
@@ -90,6 +90,7 @@ class WorkerApp:
         self._since_checkpoint = self._since_snapshot = 0
         self._applied_at_checkpoint = core.model_events
         self._start: dict[tuple[str, int], int] = {}  # partition -> offset reading started at
+        self._held: set[tuple[str, int]] = set()  # the last answer of _lagging
         self._last_checkpoint = self._last_snapshot = time.monotonic()
         self._last_gauges = 0.0
         self.batches = 0
@@ -118,6 +119,7 @@ class WorkerApp:
             acks=False,
         )
         self.dlq = self.app.topic(topics.dlq, value_type=bytes, key_type=bytes)
+        self.snapshots = self.app.topic(topics.snapshots, value_type=bytes, key_type=bytes)
         self.app.agent(self.source, name="coldstream.learn")(self._learn)
         self.app.timer(interval=0.5, name="coldstream.tick")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)
@@ -140,16 +142,24 @@ class WorkerApp:
                 self._since_snapshot >= self.snapshot_events
                 or now - self._last_snapshot >= self.snapshot_s
             ):
-                self.snapshot()
+                await self.snapshot()
 
-    def snapshot(self) -> None:
-        """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core."""
+    async def snapshot(self) -> None:
+        """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core and
+        announce it on the ``.snapshots`` topic. A failed export is logged, never fatal."""
         if self.on_snapshot is None:
             return
-        self.core.flush_models()
-        self.on_snapshot(self.core)
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()
+        self.core.flush_models()
+        try:
+            message = self.on_snapshot(self.core)
+        except Exception:
+            log.exception("snapshot export failed; the worker goes on")
+            return
+        if message is not None:
+            with contextlib.suppress(Exception):  # serving also polls LATEST
+                await self.snapshots.send(key=b"snapshot", value=message)
 
     def _lagging(self) -> set[tuple[str, int]]:
         """Assigned input partitions whose end (high-water mark) the core has not applied yet.
@@ -160,13 +170,20 @@ class WorkerApp:
         no backlog; one whose high-water is not known yet (not fetched) counts as behind."""
         consumer = self.app.consumer
         assert isinstance(consumer, BatchConsumer)
+        assignment = consumer.assignment()
+        if not assignment:
+            # between a revocation and the next assignment (a rebalance, e.g. after a missed
+            # heartbeat on a busy machine) nothing is known: hold what was held before, or
+            # everything waiting would be released ahead of partitions not read yet
+            return self._held
         out = set()
-        for tp in consumer.assignment():
+        for tp in assignment:
             key = (tp.topic, tp.partition)
             highwater = consumer.highwater(tp)
             applied = self.core.offsets.get(key, self._start.get(key, 0))
             if highwater is None or applied < highwater:
                 out.add(key)
+        self._held = out
         return out
 
     async def _maybe_checkpoint(self, now: float) -> None:
@@ -183,6 +200,12 @@ class WorkerApp:
         # same event loop as the agent, between two batches: no lock needed
         self.core.tick()
         await self._maybe_checkpoint(time.monotonic())
+        if (
+            self.on_snapshot is not None
+            and self._since_snapshot
+            and time.monotonic() - self._last_snapshot >= self.snapshot_s
+        ):
+            await self.snapshot()  # a quiet stream still gets its last events served
         if time.monotonic() - self._last_gauges >= self.gauges_s:
             self.core.update_gauges()
             self._last_gauges = time.monotonic()
@@ -225,7 +248,8 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     until: Callable[[WorkerApp], bool] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM, ``stop`` or ``until(worker)``; checkpoint before leaving."""
+    """Run until SIGINT/SIGTERM, ``stop`` or ``until(worker)``; checkpoint and export a last
+    snapshot before leaving."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -242,6 +266,7 @@ async def run_worker(
                 await asyncio.wait_for(stop.wait(), 0.2)
         worker.core.flush()
         await worker.checkpoint()
+        await worker.snapshot()  # serving gets the final state too
         worker.core.update_gauges()
     finally:
         await worker.app.stop()

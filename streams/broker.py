@@ -28,7 +28,7 @@ from types import TracebackType
 
 from streams.exceptions import BrokerError
 
-__all__ = ["EmbeddedBroker", "find_broker_binary", "free_port", "kafka_answers"]
+__all__ = ["EmbeddedBroker", "die_with_parent", "find_broker_binary", "free_port", "kafka_answers"]
 
 
 def find_broker_binary(explicit: str | os.PathLike[str] | None = None) -> str:
@@ -98,7 +98,8 @@ def _recv(s: socket.socket, n: int) -> bytes:
     return buf
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """preexec_fn of a child process: its own process group, and SIGTERM when we die."""
     os.setpgrp()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -160,7 +161,7 @@ class EmbeddedBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 env={**os.environ, "RUST_BACKTRACE": "0", "NO_COLOR": "1"},
             )
         self._wait_ready()

@@ -49,11 +49,12 @@ from streams.records import (
 )
 from streams.validation import parse, parse_obj
 
-__all__ = ["FORMATS", "BadRow", "Dataset", "detect_format", "open_dataset"]
+__all__ = ["FORMATS", "KIND_ORDER", "BadRow", "Dataset", "detect_format", "open_dataset"]
 
 Format = Literal["jsonl", "csv", "movielens"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "csv", "movielens")
-_ORDER = {"item": 0, "user": 1, "interaction": 2}
+#: items before users before interactions at equal event times
+KIND_ORDER = {"item": 0, "user": 1, "interaction": 2}
 _FILES = {"interaction": "interactions", "item": "items", "user": "users"}
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 _NO_GENRES = "(no genres listed)"
@@ -172,7 +173,7 @@ class _Reader:
         if isinstance(rec, Invalid):
             self.bad.append(BadRow(kind, source, line, rec, raw))
         else:
-            self.keyed.append((rec.ts, _ORDER[rec.kind], rec))
+            self.keyed.append((rec.ts, KIND_ORDER[rec.kind], rec))
 
     def tables(self, path: Path, fmt: Format) -> None:
         ext = "jsonl" if fmt == "jsonl" else "csv"

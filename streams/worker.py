@@ -10,7 +10,8 @@ topics (the Faust agent in :mod:`streams.app` only hands them over), and for eac
    event-time order (below; at once on a live stream); users' profile texts likewise;
 4. interactions run through the same :class:`models.evaluation.Prequential` loop that
    ``coldstream evaluate`` uses (rank first, then learn), so live metrics and offline
-   evaluation agree.
+   evaluation agree; a :class:`models.monitor.DriftMonitor` watches that loop for concept and
+   data drift (and, with ``adapt``, boosts the student on a detection).
 
 The three topics are consumed independently, so one can run ahead of another. The models must
 still see events in event-time order (an item that exists too early would be a negative
@@ -37,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from river import drift
 
 from coldstream.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
+from models.monitor import Adaptation, Detection, DriftConfig, DriftMonitor
 from models.registry import build_models
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
@@ -101,6 +102,8 @@ class WorkerCore:
         park_s: float = 2.0,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
+        adapt: Adaptation | None = None,
+        drift_config: DriftConfig | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
@@ -118,13 +121,10 @@ class WorkerCore:
         self.evaluator = Prequential(
             self.models, self.catalog, k=k, threshold=threshold, every=eval_every, window=window
         )
-        self.evaluator.on_evaluated = self._on_evaluated
-        # concept drift on each model's miss stream (1 = the target was not in the top K)
-        self.detectors: dict[str, dict[str, Any]] = {
-            name: {"adwin": drift.ADWIN(), "page_hinkley": drift.PageHinkley()}
-            for name in self.models
-        }
-        self.drift_log: list[tuple[str, str, int]] = []  # (model, detector, evaluated events)
+        self.drift = DriftMonitor(self.models, self.catalog, config=drift_config, adapt=adapt)
+        self.drift.attach(self.evaluator)
+        self.drift.listeners.append(self._on_drift)
+        metrics.start_drift(self.drift.detectors(), self.drift.psi)
         self.lag: dict[tuple[str, int], int] = {}  # records behind the partition's end
         self.offsets: dict[tuple[str, int], int] = {}  # next offset to apply per partition
         self.parked: dict[str, list[_Parked]] = {}
@@ -310,17 +310,25 @@ class WorkerCore:
             self.parked.clear()
             self._apply_forced(recs)
 
-    def _on_evaluated(self, model: str, hit: bool) -> None:
-        for name, detector in self.detectors[model].items():
-            detector.update(0.0 if hit else 1.0)
-            if detector.drift_detected:
-                self.metrics.drift.labels(model=model, detector=name).inc()
-                self.drift_log.append((model, name, self.evaluator.positives))
+    def _on_drift(self, d: Detection) -> None:
+        m = self.metrics
+        if d.model is None:
+            m.data_drift.labels(feature=d.detector).inc()
+        else:
+            m.drift.labels(model=d.model, detector=d.detector).inc()
+            m.drift_last.labels(model=d.model, detector=d.detector).set(d.ts / 1000.0)
+
+    @property
+    def drift_log(self) -> Sequence[Detection]:
+        return self.drift.log
 
     # -- metrics ------------------------------------------------------------------------------
     def update_gauges(self) -> None:
         """Set ``coldstream_recall_at_k{model,slice}`` from the last ``window`` evaluated events,
-        and the consumer lag per input topic."""
+        the consumer lag per input topic and the data drift measures."""
+        for feature, psi in self.drift.psi.items():
+            self.metrics.psi.labels(feature=feature).set(psi.value)
+        self.metrics.embedding_shift.set(self.drift.shift.value)
         by_topic: dict[str, int] = {}
         for (topic, _), behind in self.lag.items():
             by_topic[topic] = by_topic.get(topic, 0) + behind
@@ -353,8 +361,7 @@ class WorkerCore:
             "waiting": list(self.waiting),
             "seq": self._seq,
             "model_events": self.model_events,
-            "detectors": self.detectors,
-            "drift_log": self.drift_log,
+            "drift": self.drift.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -372,8 +379,11 @@ class WorkerCore:
         self._seq = int(state["seq"])
         self.model_events = int(state["model_events"])
         self.metrics.model_events.set(self.model_events)
-        self.detectors = state["detectors"]
-        self.drift_log = list(state["drift_log"])
+        if "drift" in state:  # older checkpoints start the drift monitor afresh
+            self.drift.load_state_dict(state["drift"])
+        for d in self.drift.log:  # the latest detection times survive a restart
+            if d.model is not None:
+                self.metrics.drift_last.labels(model=d.model, detector=d.detector).set(d.ts / 1e3)
 
     def flush_models(self) -> None:
         """Apply every model's pending micro-batch (before a checkpoint or a snapshot)."""

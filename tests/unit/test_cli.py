@@ -52,6 +52,8 @@ def test_console_script_entry_point() -> None:
         (["generate", "out", "--events", "0"], "events"),
         (["generate", "out", "--drift-at", "1.0"], "between 0 and 1"),
         (["broker", "--port", "70000"], "port"),
+        (["serve", "--provider", "gpu"], "use auto, cuda or cpu"),
+        (["serve", "--port", "-1"], "port"),
         (["nosuchcommand"], "No such command"),
     ],
 )

@@ -187,9 +187,9 @@ def test_checkpoint_round_trip(setup: Any, tmp_path: Path) -> None:
 def test_drift_detectors_see_a_collapse_in_hits(setup: Any) -> None:
     core, _, registry, _ = setup
     for _ in range(2000):
-        core._on_evaluated("student", True)
+        core.drift.ranked("student", True, 1.0)
     for _ in range(300):
-        core._on_evaluated("student", False)
+        core.drift.ranked("student", False, 1.0)
     detections = registry.get_sample_value(
         "coldstream_drift_detections_total", {"model": "student", "detector": "adwin"}
     )

@@ -1,0 +1,214 @@
+"""Benchmark: event-to-servable latency on the embedded broker, with 1-second snapshots.
+
+Three processes, as in production: the embedded broker, ``coldstream worker --role student``
+(real MiniLM teacher, ``COLDSTREAM_SNAPSHOT_INTERVAL_S=1``) and ``coldstream serve``. A
+generated dataset is loaded first (the backlog the worker learns before the live phase); then
+for ``--seconds`` a producer sends interactions at ``--rate`` events/s stamped with the
+current time, and a brand-new item every 2 s. Measured:
+
+- ``event_to_servable``: for each snapshot version the server swaps in, wall-clock time at the
+  swap (seen by polling ``/readyz`` every 10 ms) minus the newest event time in that snapshot;
+- ``new_item_to_servable``: from sending a new item's event to the first ``POST /score`` that
+  knows the item (polled every 10 ms).
+
+Run: ``python -m bench.bench_freshness`` (``--seconds 60 --rate 200``, ``--json FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from kafka import KafkaProducer
+
+from bench.common import show
+from coldstream.settings import Settings
+from streams.broker import EmbeddedBroker
+from streams.datasets import open_dataset
+from streams.load import publish_dataset
+from streams.synthetic import SyntheticConfig, generate, write_jsonl
+from streams.topics import ensure_topics
+
+
+def _start(args: list[str], env: dict[str, str], marker: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldstream.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if marker in line:
+            return proc, int(line.split(marker)[1].split("/")[0].split()[0])
+    raise RuntimeError(f"{args[0]} exited before printing its port")
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else orjson.dumps(body)
+        self.conn.request(method, path, body=data)
+        resp = self.conn.getresponse()
+        return resp.status, orjson.loads(resp.read())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rate", type=float, default=200.0, help="live interactions per second")
+    ap.add_argument("--backlog", type=int, default=20_000, help="events loaded before")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        settings = Settings.load(broker=broker.bootstrap, topic_prefix="fresh", partitions=3)
+        ensure_topics(settings)
+        data = Path(tmp) / "data"
+        ds = generate(SyntheticConfig(users=1000, items=1000, events=args.backlog, seed=5))
+        write_jsonl(ds, data)
+        publish_dataset(open_dataset(data), settings)
+        env = {
+            **os.environ,
+            "COLDSTREAM_BROKER": broker.bootstrap,
+            "COLDSTREAM_TOPIC_PREFIX": "fresh",
+            "COLDSTREAM_SNAPSHOT_DIR": str(Path(tmp) / "snapshots"),
+            "COLDSTREAM_CHECKPOINT_DIR": str(Path(tmp) / "checkpoints"),
+            "COLDSTREAM_SNAPSHOT_INTERVAL_S": "1",
+        }
+        worker, metrics_port = _start(
+            ["worker", "--role", "student", "--metrics-port", "0"], env, "http://127.0.0.1:"
+        )
+        serve, port = _start(
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1"],
+            env,
+            "http://127.0.0.1:",
+        )
+        try:
+            client = Client(port)
+            deadline = time.monotonic() + 300
+            while True:  # the backlog learned and served
+                status, body = client.call("GET", "/readyz")
+                if status == 200 and (body["newest_event_ts"] or 0) >= max(
+                    r.ts for r in ds.interactions
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the backlog was not served within 300 s")
+                time.sleep(0.2)
+            print("backlog served; live phase", file=sys.stderr)
+            before = _event_to_model(metrics_port)
+            results = live(settings, client, ds, args)
+            after = _event_to_model(metrics_port)
+            results["event_to_model_mean_s"] = (after[0] - before[0]) / max(1, after[1] - before[1])
+        finally:
+            for proc in (worker, serve):
+                proc.terminate()
+            for proc in (worker, serve):
+                proc.wait(30)
+    show(results, args.json)
+
+
+def _event_to_model(port: int) -> tuple[float, float]:
+    """(sum, count) of the worker's coldstream_event_to_model_seconds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    found = {"sum": 0.0, "count": 0.0}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "coldstream_event_to_model_seconds":
+            for sample in fam.samples:
+                for suffix in found:
+                    if sample.name.endswith("_" + suffix):
+                        found[suffix] = sample.value
+    return found["sum"], found["count"]
+
+
+def live(settings: Settings, client: Client, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+    producer = KafkaProducer(**settings.kafka_python_config(), linger_ms=0)
+    topics = settings.topics
+    rng = np.random.default_rng(9)
+    users = [u.user_id for u in ds.users]
+    items = [i.item_id for i in ds.items]
+    sent_items: dict[str, float] = {}
+    stop = threading.Event()
+
+    def produce() -> None:
+        t0, n, next_item = time.monotonic(), 0, 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now - t0 >= next_item:
+                item_id = f"new-{len(sent_items)}"
+                msg = {
+                    "item_id": item_id,
+                    "title": "a brand new thing",
+                    "text": "fresh arrival about music and travel",
+                    "ts": int(time.time() * 1000),
+                }
+                producer.send(topics.items, key=item_id.encode(), value=orjson.dumps(msg))
+                producer.flush()
+                sent_items[item_id] = time.monotonic()
+                next_item += 2.0
+            while n < (now - t0) * args.rate:
+                u = users[int(rng.integers(len(users)))]
+                msg = {
+                    "user_id": u,
+                    "item_id": items[int(rng.integers(len(items)))],
+                    "ts": int(time.time() * 1000),
+                }
+                producer.send(topics.interactions, key=u.encode(), value=orjson.dumps(msg))
+                n += 1
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    to_servable: list[float] = []
+    item_lag: dict[str, float] = {}
+    version = client.call("GET", "/readyz")[1]["version"]
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:
+        status, body = client.call("GET", "/readyz")
+        if status == 200 and body["version"] != version:
+            version = body["version"]
+            to_servable.append(time.time() - body["newest_event_ts"] / 1000.0)
+        waiting = [i for i in list(sent_items) if i not in item_lag]
+        if waiting:
+            _, scores = client.call("POST", "/score", {"user_id": "x", "item_ids": waiting})
+            now = time.monotonic()
+            for s in scores.get("scores", []):
+                if s["score"] is not None:
+                    item_lag[s["item_id"]] = now - sent_items[s["item_id"]]
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    producer.close()
+    lags = list(item_lag.values())
+    return {
+        "snapshots_served": len(to_servable),
+        "event_to_servable_p50_s": float(np.percentile(to_servable, 50)),
+        "event_to_servable_p99_s": float(np.percentile(to_servable, 99)),
+        "event_to_servable_max_s": float(np.max(to_servable)),
+        "new_items": len(sent_items),
+        "new_items_served": len(lags),
+        "new_item_to_servable_p50_s": float(np.percentile(lags, 50)) if lags else float("nan"),
+        "new_item_to_servable_p99_s": float(np.percentile(lags, 99)) if lags else float("nan"),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Benchmark: top-20 latency and throughput of a snapshot, in the ONNX session and over HTTP.
+
+Synthetic catalogs of 10k, 100k and 1M items are written as real snapshots (the exporter's own
+graph: ``query @ items.T + bias`` then ``TopK``), at two widths:
+
+- ``exact``: what the student serves by default, 64 (student) + 384 (MiniLM teacher term) columns;
+- ``rank16``: ``COLDSTREAM_SNAPSHOT_TEACHER_RANK=16``, 64 + 16 columns (approximate teacher term).
+
+``session``: one ONNX Runtime session, batches of 1 and 256 query rows, latency per run (p50,
+p99) and users scored per second. ``http``: ``coldstream serve`` in its own process, a client
+with one keep-alive connection sending ``GET /recommend?k=20`` one at a time (p50/p99 of the
+round trip) and ``POST /recommend`` with 256 users (users/s).
+
+Run: ``python -m bench.bench_serving`` (``--sizes 10000,100000`` to skip 1M, ``--json FILE``).
+Prints which execution provider ran: on a machine with a working CUDA the session runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import orjson
+
+from bench.common import show
+from exporters.snapshot import ServingTables, SnapshotStore
+from serving.scorer import Scorer
+
+STUDENT_DIM, TEACHER_DIM = 64, 384
+USERS = 2000
+SERVE = [sys.executable, "-m", "coldstream.cli", "serve"]
+
+
+def tables(n: int, width: int, seed: int = 0) -> ServingTables:
+    rng = np.random.default_rng(seed)
+    items = rng.standard_normal((n, width), dtype=np.float32) / np.sqrt(width)
+    queries = rng.standard_normal((USERS + 1, width), dtype=np.float32)
+    return ServingTables(
+        item_ids=[f"i{i}" for i in range(n)],
+        items=items,
+        bias=rng.standard_normal(n, dtype=np.float32) * 0.1,
+        user_ids=[f"u{u}" for u in range(USERS)],
+        queries=queries,
+        history=np.full((USERS, 20), -1, dtype=np.int32),
+        dims={"items": n, "users": USERS, "width": width},
+    )
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def bench_session(scorer: Scorer, batch: int, budget_s: float) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    q = scorer.tables.queries
+    lat: list[float] = []
+    start = time.perf_counter()
+    while (time.perf_counter() - start < budget_s or len(lat) < 20) and len(lat) < 5000:
+        rows = q[rng.integers(0, USERS, batch)]
+        t = time.perf_counter()
+        scorer.topk(rows)
+        lat.append(time.perf_counter() - t)
+    lat = lat[2:]  # warm-up
+    return {
+        "p50_ms": pct(lat, 50) * 1e3,
+        "p99_ms": pct(lat, 99) * 1e3,
+        "users_per_s": batch * len(lat) / sum(lat),
+    }
+
+
+def bench_http(snapshot_dir: Path, requests: int, budget_s: float) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "COLDSTREAM_SNAPSHOT_DIR": str(snapshot_dir),
+        "COLDSTREAM_SERVE_POLL_S": "5",
+    }
+    proc = subprocess.Popen(
+        [*SERVE, "--host", "127.0.0.1", "--port", "0", "--threads", "1", "--no-announcements"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        deadline = time.monotonic() + 120
+        while True:  # wait for the snapshot to be loaded
+            conn.request("GET", "/readyz")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not load the snapshot in 120 s")
+            time.sleep(0.2)
+        rng = np.random.default_rng(2)
+        lat: list[float] = []
+        start = time.perf_counter()
+        while len(lat) < requests and time.perf_counter() - start < budget_s:
+            t = time.perf_counter()
+            conn.request("GET", f"/recommend?user_id=u{rng.integers(0, USERS)}&k=20")
+            resp = conn.getresponse()
+            body = resp.read()
+            lat.append(time.perf_counter() - t)
+            assert resp.status == 200, body
+        lat = lat[10:]
+        users = [f"u{u}" for u in range(256)]
+        payload = orjson.dumps({"user_ids": users, "k": 20})
+        runs: list[float] = []
+        start = time.perf_counter()
+        while len(runs) < 5 or (time.perf_counter() - start < budget_s / 2 and len(runs) < 200):
+            t = time.perf_counter()
+            conn.request("POST", "/recommend", body=payload)
+            resp = conn.getresponse()
+            resp.read()
+            runs.append(time.perf_counter() - t)
+        return {
+            "p50_ms": pct(lat, 50) * 1e3,
+            "p99_ms": pct(lat, 99) * 1e3,
+            "requests_per_s": len(lat) / sum(lat),
+            "batch256_users_per_s": 256 * len(runs) / sum(runs),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per measurement")
+    ap.add_argument("--http-requests", type=int, default=3000)
+    ap.add_argument("--http-sizes", default="100000")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    http_sizes = {int(s) for s in args.http_sizes.split(",") if s}
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "onnxruntime": ort.__version__,
+        "providers_available": ",".join(ort.get_available_providers()),
+    }
+    widths = {"exact": STUDENT_DIM + TEACHER_DIM, "rank16": STUDENT_DIM + 16}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            for label, width in widths.items():
+                root = Path(tmp) / f"{label}-{n}"
+                store = SnapshotStore(root)
+                t = time.perf_counter()
+                store.write(tables(n, width), k_max=20, events_seen=0, newest_event_ts=None)
+                results[f"{label} {n:>7} export_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                scorer = Scorer(store.open(), provider="auto", threads=0)
+                results[f"{label} {n:>7} load_s"] = time.perf_counter() - t
+                results["provider_used"] = scorer.provider
+                for batch in (1, 256):
+                    r = bench_session(scorer, batch, args.budget)
+                    for key, value in r.items():
+                        results[f"{label} {n:>7} session b{batch} {key}"] = value
+                del scorer
+                if n in http_sizes:
+                    for key, value in bench_http(root, args.http_requests, args.budget * 5).items():
+                        results[f"{label} {n:>7} http {key}"] = value
+                    print(f"done {label} {n}", file=sys.stderr)
+                import shutil
+
+                shutil.rmtree(root)
+    show(results, args.json)
+
+
+if __name__ == "__main__":
+    main()

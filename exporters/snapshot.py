@@ -1,0 +1,524 @@
+"""ONNX snapshots of the student: export, the versioned store, and verification.
+
+A snapshot is one directory per version under ``COLDSTREAM_SNAPSHOT_DIR``::
+
+    snapshots/
+      LATEST              -> "00000012" (the newest complete version)
+      00000012/
+        model.onnx        the scoring graph, weights inside: query rows -> top-K items, scores
+        items.json        row -> item_id
+        users.json        row -> user_id
+        users.npy         one query row per user, plus the cold-user row last
+        history.npy       each user's recent items (rows, -1 padded): served answers skip them
+        manifest.json     version, times, offsets, dimensions, sha256 of every file, signature
+
+The scoring graph is what the student computes in :meth:`models.trainer.Student.score_all`:
+``scores = query @ items.T + bias`` with ``items = [blended vector, teacher embedding]`` per
+catalog row and ``query = [user vector, weighted teacher profile/history]`` per user, followed
+by ONNX ``TopK``. torch's ONNX exporter writes the graph once per shape signature (query width,
+``k_max``) with the item matrix as a dynamic input; each snapshot then stores that graph with
+the current matrix and bias as initializers (so a snapshot costs milliseconds, not the
+exporter's seconds). The catalog is padded to ``k_max`` rows with ``-inf`` bias, so the graph
+never depends on the catalog size.
+
+``teacher_rank`` optionally serves the teacher term through the top ``r`` right singular
+vectors of the catalog's teacher embeddings: the matrix narrows from ``dim + teacher_dim`` to
+``dim + r`` columns (faster on a CPU, where one request reads the whole matrix) and the scores
+become approximate. The default is exact.
+
+Writing is atomic: files go to a temporary directory, are fsynced, the directory is renamed to
+its version, and only then ``LATEST`` is replaced (temporary file, fsync, rename). With
+``COLDSTREAM_SNAPSHOT_KEY`` set the manifest carries an HMAC-SHA256 over its canonical JSON,
+and :func:`open_snapshot` refuses a snapshot whose hashes or signature do not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import onnx
+
+    from models.trainer import Student
+
+__all__ = [
+    "FORMAT",
+    "OPSET",
+    "ServingTables",
+    "Snapshot",
+    "SnapshotError",
+    "SnapshotExporter",
+    "SnapshotStore",
+    "newest_event_ts",
+    "open_snapshot",
+    "scoring_model",
+    "serving_tables",
+    "sign_manifest",
+]
+
+F32 = npt.NDArray[np.float32]
+FORMAT = 1
+OPSET = 18
+MODEL_FILE = "model.onnx"
+LATEST = "LATEST"
+_PAD_BIAS = np.float32(-3.0e38)  # padding rows never reach a top-K over real items
+
+
+class SnapshotError(Exception):
+    """A snapshot that cannot be used: missing files, a hash or signature mismatch."""
+
+
+@dataclass(frozen=True)
+class ServingTables:
+    """Everything a snapshot stores, as arrays (what :func:`serving_tables` takes from a
+    student and what :class:`Snapshot` gives back)."""
+
+    item_ids: list[str]
+    items: F32  # (n, width)
+    bias: F32  # (n,)
+    user_ids: list[str]
+    queries: F32  # (users + 1, width): the last row is the cold user
+    history: npt.NDArray[np.int32]  # (users, history), -1 padded
+    dims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.items.shape[1])
+
+
+def serving_tables(student: Student, *, teacher_rank: int | None = None) -> ServingTables:
+    """The serving side of ``student`` right now (call after its pending batch is flushed)."""
+    items, bias = student.serving_rows()
+    items, bias = items.copy(), bias.copy()
+    # users with any state: a history, a profile, or an id row
+    user_ids = list(dict.fromkeys([*student.state.keys(), *student.users.slots.keys()]))
+    queries = student.queries([*user_ids, None])
+    hist_len = student.cfg.history
+    history = np.full((len(user_ids), hist_len), -1, dtype=np.int32)
+    for r, u in enumerate(user_ids):
+        st = student.state.get(u)
+        if st is not None and st.hist:
+            h = st.hist[-hist_len:]
+            history[r, : len(h)] = h
+    d, dt = student.cfg.dim, student.catalog.dim
+    rank = None
+    if teacher_rank is not None and teacher_rank < dt and len(items):
+        # principal directions of the catalog's teacher embeddings (uncentred: dot products)
+        _, _, vt = np.linalg.svd(items[:, d:], full_matrices=False)
+        basis = vt[:teacher_rank].T.astype(np.float32)  # (dt, r)
+        items = np.concatenate([items[:, :d], items[:, d:] @ basis], axis=1)
+        queries = np.concatenate([queries[:, :d], queries[:, d:] @ basis], axis=1)
+        rank = int(basis.shape[1])
+    dims = {
+        "items": len(items),
+        "users": len(user_ids),
+        "width": int(items.shape[1]) if len(items) else d + (rank or dt),
+        "student_dim": d,
+        "teacher_dim": dt,
+        "teacher_rank": rank,
+        "history": hist_len,
+    }
+    return ServingTables(
+        item_ids=list(student.catalog.ids),
+        items=np.ascontiguousarray(items, dtype=np.float32),
+        bias=np.ascontiguousarray(bias, dtype=np.float32),
+        user_ids=user_ids,
+        queries=np.ascontiguousarray(queries, dtype=np.float32),
+        history=history,
+        dims=dims,
+    )
+
+
+# ---- the ONNX graph -------------------------------------------------------------------------
+_templates: dict[tuple[int, int], bytes] = {}
+_templates_lock = threading.Lock()
+
+
+def _template(width: int, k: int) -> onnx.ModelProto:
+    """torch's export of the scoring graph with the item matrix as an input (cached)."""
+    import onnx
+
+    with _templates_lock:
+        blob = _templates.get((width, k))
+        if blob is None:
+            blob = _templates[(width, k)] = _export_template(width, k).SerializeToString()
+    model = onnx.ModelProto()
+    model.ParseFromString(blob)
+    return model
+
+
+def _export_template(width: int, k: int) -> onnx.ModelProto:
+    import logging
+    import warnings
+
+    import torch
+
+    class ScoringGraph(torch.nn.Module):
+        def forward(
+            self, query: torch.Tensor, items: torch.Tensor, bias: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            # one Gemm (transB): faster in ONNX Runtime than MatMul over a transposed copy
+            scores, indices = torch.topk(torch.nn.functional.linear(query, items, bias), k, dim=1)
+            return scores, indices
+
+    n = max(2 * k, 8)
+    example = (torch.zeros(2, width), torch.zeros(n, width), torch.zeros(n))
+    batch, rows = torch.export.Dim("batch"), torch.export.Dim("rows", min=k)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                ScoringGraph(),
+                example,
+                dynamo=True,
+                input_names=["query", "items", "bias"],
+                output_names=["scores", "indices"],
+                dynamic_shapes={"query": {0: batch}, "items": {0: rows}, "bias": {0: rows}},
+                opset_version=OPSET,
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    assert program is not None
+    return program.model_proto
+
+
+def scoring_model(items: F32, bias: F32, k_max: int) -> onnx.ModelProto:
+    """The self-contained scoring graph for ``items`` (n, width) and ``bias`` (n,): inputs
+    ``query`` (batch, width), outputs ``scores`` and ``indices`` (batch, k_max); rows past the
+    catalog (padding, when n < k_max) score ``-3e38``."""
+    from onnx import numpy_helper
+
+    n, width = items.shape
+    rows = max(n, k_max)
+    padded_items = np.zeros((rows, width), dtype=np.float32)
+    padded_items[:n] = items
+    padded = np.full(rows, _PAD_BIAS, dtype=np.float32)
+    padded[:n] = bias
+    model = _template(width, k_max)
+    graph = model.graph
+    weights = {"items": padded_items, "bias": padded}
+    keep = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(keep)
+    for name, arr in weights.items():
+        graph.initializer.append(numpy_helper.from_array(arr, name))
+    model.doc_string = "coldstream student: query rows -> top-K catalog items"
+    return model
+
+
+# ---- manifest, signature --------------------------------------------------------------------
+def _canonical(manifest: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_manifest(manifest: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the manifest's canonical JSON without its ``signature``.
+
+    >>> m = {"version": 1, "files": {"model.onnx": "ab"}}
+    >>> sig = sign_manifest(m, b"k")
+    >>> sig == sign_manifest({"files": {"model.onnx": "ab"}, "version": 1, "signature": "x"}, b"k")
+    True
+    >>> sig == sign_manifest(m, b"other")
+    False
+    """
+    return hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _npy(arr: npt.NDArray[Any]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+# ---- the store ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    """A verified snapshot: its manifest, the ONNX model bytes and the serving tables."""
+
+    path: Path
+    manifest: dict[str, Any]
+    model: bytes
+    tables: ServingTables
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+
+class SnapshotStore:
+    """Versioned snapshot directories under ``root`` with an atomic ``LATEST`` pointer."""
+
+    def __init__(self, root: Path, *, keep: int = 5, key: bytes | None = None) -> None:
+        if keep < 1:
+            raise ValueError("keep at least one snapshot")
+        self.root, self.keep, self.key = Path(root), keep, key
+
+    def versions(self) -> list[int]:
+        if not self.root.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def latest(self) -> str | None:
+        """The directory name ``LATEST`` points at, or None before the first snapshot."""
+        try:
+            name = (self.root / LATEST).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def write(
+        self,
+        tables: ServingTables,
+        *,
+        k_max: int,
+        events_seen: int,
+        newest_event_ts: int | None,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        teacher: str = "",
+        model_name: str = "student",
+    ) -> Snapshot:
+        """Write a new version in full, then move ``LATEST`` to it and prune old versions."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        latest = self.latest()
+        version = max([*self.versions(), int(latest) if latest and latest.isdigit() else 0]) + 1
+        name = f"{version:08d}"
+        model = scoring_model(tables.items, tables.bias, k_max).SerializeToString()
+        files = {
+            MODEL_FILE: model,
+            "items.json": json.dumps(tables.item_ids).encode(),
+            "users.json": json.dumps(tables.user_ids).encode(),
+            "users.npy": _npy(tables.queries),
+            "history.npy": _npy(tables.history),
+        }
+        now = time.time()
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "version": version,
+            "model": model_name,
+            "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+            "created_at_ts": now,
+            "events_seen": int(events_seen),
+            "newest_event_ts": None if newest_event_ts is None else int(newest_event_ts),
+            "offsets": [
+                {"topic": t, "partition": p, "offset": int(o)}
+                for (t, p), o in sorted((offsets or {}).items())
+            ],
+            "dims": {**tables.dims, "k_max": k_max},
+            "teacher": teacher,
+            "opset": OPSET,
+            "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()},
+        }
+        if self.key is not None:
+            manifest["signature_alg"] = "HMAC-SHA256"
+            manifest["signature"] = sign_manifest(manifest, self.key)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
+        try:
+            for fname, data in files.items():
+                _write(tmp / fname, data)
+            _write(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
+            _fsync_dir(tmp)
+            final = self.root / name
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        pointer = self.root / f".{LATEST}.{os.getpid()}"
+        _write(pointer, name.encode())
+        os.replace(pointer, self.root / LATEST)
+        _fsync_dir(self.root)
+        self.prune()
+        return Snapshot(final, manifest, model, tables)
+
+    def prune(self) -> None:
+        """Keep the newest ``keep`` versions (never the one ``LATEST`` names) and drop leftovers
+        of interrupted writes."""
+        latest = self.latest()
+        for old in self.versions()[: -self.keep]:
+            if f"{old:08d}" != latest:
+                shutil.rmtree(self.root / f"{old:08d}", ignore_errors=True)
+        for tmp in self.root.glob(".0*-*"):
+            if tmp.is_dir() and time.time() - tmp.stat().st_mtime > 600:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def open(self, name: str | None = None) -> Snapshot:
+        """Read and verify a version (default: ``LATEST``)."""
+        name = name or self.latest()
+        if name is None:
+            raise SnapshotError(f"no snapshot in {self.root} yet (no {LATEST} file)")
+        return open_snapshot(self.root / name, key=self.key)
+
+
+def open_snapshot(path: Path, *, key: bytes | None = None) -> Snapshot:
+    """Load a snapshot directory, checking every file's sha256 and, with ``key``, the
+    signature (then an unsigned manifest is refused too). Raises :class:`SnapshotError`."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_bytes())
+    except FileNotFoundError as exc:
+        raise SnapshotError(f"{path} has no manifest.json") from exc
+    except ValueError as exc:
+        raise SnapshotError(f"{path}/manifest.json is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SnapshotError(f"{path}/manifest.json: not a format-{FORMAT} snapshot manifest")
+    if key is not None:
+        sig = manifest.get("signature")
+        if not isinstance(sig, str):
+            raise SnapshotError(f"{path}: unsigned manifest, and a snapshot key is set")
+        if not hmac.compare_digest(sig, sign_manifest(manifest, key)):
+            raise SnapshotError(f"{path}: manifest signature does not match (wrong key or edited)")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        raise SnapshotError(f"{path}/manifest.json lists no {MODEL_FILE}")
+    blobs: dict[str, bytes] = {}
+    for fname, digest in files.items():
+        if "/" in fname or fname.startswith("."):
+            raise SnapshotError(f"{path}: manifest names an odd file {fname!r}")
+        try:
+            data = (path / fname).read_bytes()
+        except FileNotFoundError as exc:
+            raise SnapshotError(f"{path}/{fname} is missing") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SnapshotError(f"{path}/{fname}: sha256 does not match the manifest")
+        blobs[fname] = data
+    try:
+        tables = _tables(blobs, manifest)
+    except (KeyError, ValueError) as exc:
+        raise SnapshotError(f"{path}: unreadable serving tables: {exc}") from exc
+    return Snapshot(path, manifest, blobs[MODEL_FILE], tables)
+
+
+def _tables(blobs: dict[str, bytes], manifest: dict[str, Any]) -> ServingTables:
+    import io
+
+    from onnx import load_model_from_string, numpy_helper
+
+    def npy(name: str) -> npt.NDArray[Any]:
+        return np.load(io.BytesIO(blobs[name]), allow_pickle=False)
+
+    item_ids = json.loads(blobs["items.json"])
+    weights = {
+        init.name: numpy_helper.to_array(init)
+        for init in load_model_from_string(blobs[MODEL_FILE]).graph.initializer
+        if init.name in ("items", "bias")
+    }
+    n = len(item_ids)
+    items = np.ascontiguousarray(weights["items"][:n], dtype=np.float32)
+    return ServingTables(
+        item_ids=item_ids,
+        items=items,
+        bias=np.asarray(weights["bias"][:n], dtype=np.float32),
+        user_ids=json.loads(blobs["users.json"]),
+        queries=npy("users.npy").astype(np.float32, copy=False),
+        history=npy("history.npy").astype(np.int32, copy=False),
+        dims=dict(manifest.get("dims", {})),
+    )
+
+
+def newest_event_ts(student: Student) -> int | None:
+    """Newest event time the student has seen (interactions or item announcements), in ms."""
+    from models.catalog import NO_TS
+
+    announced = student.catalog.announced
+    newest = [student.now] if student.now else []
+    known = announced[announced != NO_TS]
+    if len(known):
+        newest.append(int(known.max()))
+    return max(newest) if newest else None
+
+
+class SnapshotExporter:
+    """What the worker calls every N seconds or events: write a snapshot of its student and
+    say so in metrics; :meth:`announcement` is the ``.snapshots`` message."""
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        *,
+        k_max: int = 100,
+        teacher_rank: int | None = None,
+        teacher: str = "",
+        metrics: Any = None,
+    ) -> None:
+        self.store, self.k_max, self.teacher_rank, self.teacher = (
+            store,
+            k_max,
+            teacher_rank,
+            teacher,
+        )
+        self.metrics = metrics  # exporters.metrics.WorkerMetrics or None
+
+    def export(
+        self, student: Student, *, offsets: Mapping[tuple[str, int], int] | None = None
+    ) -> Snapshot:
+        t = time.perf_counter()
+        snap = self.store.write(
+            serving_tables(student, teacher_rank=self.teacher_rank),
+            k_max=self.k_max,
+            events_seen=student.learned,
+            newest_event_ts=newest_event_ts(student),
+            offsets=offsets,
+            teacher=self.teacher,
+            model_name=student.name,
+        )
+        if self.metrics is not None:
+            self.metrics.snapshot_export.observe(time.perf_counter() - t)
+            self.metrics.snapshot_version.set(snap.version)
+        return snap
+
+    @staticmethod
+    def announcement(snap: Snapshot) -> bytes:
+        m = snap.manifest
+        return json.dumps(
+            {
+                "version": snap.version,
+                "dir": snap.path.name,
+                "created_at_ts": m["created_at_ts"],
+                "newest_event_ts": m["newest_event_ts"],
+                "events_seen": m["events_seen"],
+            }
+        ).encode()

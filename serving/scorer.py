@@ -1,0 +1,178 @@
+"""One loaded snapshot: its ONNX Runtime session on the best provider that really works.
+
+onnxruntime-gpu lists ``CUDAExecutionProvider`` whenever the wheel was built with it, even on a
+machine without a GPU or without the CUDA libraries it was built against (the PyPI wheel wants
+CUDA 13); a session asked for CUDA then falls back to the CPU with only a log line. So the
+provider in use is read back from the session (:attr:`Scorer.provider`), never assumed.
+
+On CUDA the request batch goes through IO binding: the query rows are copied to the device
+once, the catalog matrix already lives there (an initializer), and only the top-K come back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from exporters.snapshot import Snapshot
+
+__all__ = ["Recommendation", "Scorer", "available_providers"]
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+_warned = False
+# ONNX Runtime logs a failed CUDA provider load as an error on every session; we report the
+# provider actually in use ourselves (log line, /readyz, coldstream_inference_provider)
+ort.set_default_logger_severity(4)  # fatal only: real failures raise anyway
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    user_id: str | None
+    known: bool
+    items: list[tuple[str, float]]
+
+
+class Scorer:
+    """A snapshot's session plus its tables; thread-safe for one caller at a time per run."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        *,
+        provider: Literal["auto", "cuda", "cpu"] = "auto",
+        threads: int = 0,
+        warm_batch: int = 256,
+    ) -> None:
+        self.snapshot = snapshot
+        self.tables = t = snapshot.tables
+        self.version = snapshot.version
+        self.k_max = int(snapshot.manifest["dims"]["k_max"])
+        self.n_items = len(t.item_ids)
+        self.user_rows = {u: r for r, u in enumerate(t.user_ids)}
+        self.item_rows = {i: r for r, i in enumerate(t.item_ids)}
+        self.cold_row = len(t.user_ids)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # the CUDA fallback is reported by us, once, clearly
+        if threads:
+            opts.intra_op_num_threads = threads
+        wanted = [CPU]
+        if provider in ("auto", "cuda") and CUDA in available_providers():
+            wanted = [CUDA, CPU]
+        elif provider == "cuda":
+            raise RuntimeError(
+                "--provider cuda, but this onnxruntime has no CUDA provider; "
+                "install onnxruntime-gpu or use --provider auto"
+            )
+        self.session = ort.InferenceSession(snapshot.model, sess_options=opts, providers=wanted)
+        self.provider = self.session.get_providers()[0]
+        if CUDA in wanted and self.provider != CUDA:
+            if provider == "cuda":
+                raise RuntimeError(
+                    "--provider cuda, but ONNX Runtime could not start CUDA here (no GPU, or the "
+                    "CUDA/cuDNN libraries onnxruntime-gpu needs are missing); use --provider auto"
+                )
+            global _warned
+            if not _warned:
+                _warned = True
+                log.warning(
+                    "onnxruntime %s lists CUDAExecutionProvider but could not start it (no GPU, "
+                    "or not the CUDA/cuDNN it was built for): serving on the CPU",
+                    ort.__version__,
+                )
+        self._sims: F32 | None = None
+        # warm both the single-request and the full-batch shapes before serving
+        for b in {1, max(1, min(warm_batch, 256))}:
+            self.topk(np.repeat(t.queries[-1:], b, axis=0))
+
+    # -- scoring ----------------------------------------------------------------------------
+    def topk(self, queries: F32) -> tuple[F32, npt.NDArray[np.int64]]:
+        """Top ``k_max`` catalog rows and scores for each query row (padding rows included
+        when the catalog is smaller than ``k_max``; callers drop rows ``>= n_items``)."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.provider == CUDA:
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input("query", ort.OrtValue.ortvalue_from_numpy(q, "cuda", 0))
+            binding.bind_output("scores", "cpu")
+            binding.bind_output("indices", "cpu")
+            self.session.run_with_iobinding(binding)
+            scores, indices = binding.copy_outputs_to_cpu()
+        else:
+            scores, indices = self.session.run(None, {"query": q})
+        return np.asarray(scores), np.asarray(indices)
+
+    def rows(self, user_ids: list[str | None]) -> list[int]:
+        """Query row of each user: theirs if the snapshot knows them, else the cold row."""
+        cold = self.cold_row
+        return [cold if u is None else self.user_rows.get(u, cold) for u in user_ids]
+
+    def recommend(self, user_ids: list[str | None], k: int) -> list[Recommendation]:
+        """Top ``k`` items per user, without the items in their recent history."""
+        rows = self.rows(user_ids)
+        scores, indices = self.topk(self.tables.queries[rows])
+        out = []
+        ids, history = self.tables.item_ids, self.tables.history
+        for j, (user, row) in enumerate(zip(user_ids, rows, strict=True)):
+            seen: set[int] = set()
+            if row != self.cold_row:
+                seen = {int(i) for i in history[row] if i >= 0}
+            picks: list[tuple[str, float]] = []
+            for s, i in zip(scores[j], indices[j], strict=True):
+                if i < self.n_items and int(i) not in seen:
+                    picks.append((ids[i], float(s)))
+                    if len(picks) == k:
+                        break
+            out.append(Recommendation(user, row != self.cold_row, picks))
+        return out
+
+    def score(self, user_id: str | None, item_ids: list[str]) -> list[float | None]:
+        """The model's score of each item for the user (None for an item it does not know)."""
+        q = self.tables.queries[self.rows([user_id])[0]]
+        rows = [self.item_rows.get(i) for i in item_ids]
+        known = [r for r in rows if r is not None]
+        values = self.tables.items[known] @ q + self.tables.bias[known]
+        it = iter(values.tolist())
+        return [None if r is None else next(it) for r in rows]
+
+    def similar(self, item_id: str, k: int) -> list[tuple[str, float]] | None:
+        """Items closest to ``item_id`` by cosine of their serving rows (None: unknown item)."""
+        row = self.item_rows.get(item_id)
+        if row is None:
+            return None
+        if self._sims is None:
+            m = self.tables.items
+            self._sims = (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)).astype(
+                np.float32
+            )
+        sims = self._sims @ self._sims[row]
+        sims[row] = -np.inf
+        k = min(k, self.n_items - 1)
+        if k <= 0:
+            return []
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top])]
+        return [(self.tables.item_ids[i], float(sims[i])) for i in top]
+
+    def describe(self) -> dict[str, Any]:
+        m = self.snapshot.manifest
+        return {
+            "version": self.version,
+            "provider": self.provider,
+            "items": self.n_items,
+            "users": len(self.user_rows),
+            "k_max": self.k_max,
+            "created_at": m.get("created_at"),
+            "newest_event_ts": m.get("newest_event_ts"),
+        }

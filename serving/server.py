@@ -1,0 +1,458 @@
+"""The inference worker of ``coldstream serve``: HTTP API, request batching, hot reload.
+
+Requests never wait for a reload. A new snapshot (announced on ``<prefix>.snapshots``, or seen
+as a change of ``LATEST``, polled every ``serve_poll_s``) is verified, loaded and warmed on a
+separate thread; then one assignment swaps it in. A batch already running holds its own
+reference to the old :class:`~serving.scorer.Scorer`, so requests in flight finish on the old
+version and every answer names the version that produced it. A snapshot that fails
+verification is refused, counted in ``coldstream_inference_snapshot_rejected_total`` and never
+retried; the current one keeps serving.
+
+Concurrent ``/recommend`` requests are batched: a single scoring thread takes every request
+waiting (up to ``serve_max_batch`` users) into one ONNX Runtime run.
+
+API (every answer names ``version``)::
+
+    GET  /recommend?user_id=U&k=20          {"version", "user_id", "known", "items": [...]}
+    POST /recommend {"user_ids": [...], "k": 20}     {"version", "results": [...]}
+    POST /score {"user_id": U, "item_ids": [...]}    {"version", "scores": [...]}
+    GET  /similar?item_id=I&k=10                     {"version", "item_id", "items": [...]}
+
+where each item is ``{"item_id", "score"}``.
+    GET  /healthz   /readyz   /metrics
+
+An unknown user gets the cold-user answer (``"known": false``): what the student ranks for
+someone it knows nothing about (fresh and popular items). Malformed requests get a 4xx with a
+message saying what to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from coldstream.settings import Settings
+from exporters.snapshot import SnapshotError, SnapshotStore
+from serving.metrics import InferenceMetrics
+from serving.scorer import Recommendation, Scorer
+
+__all__ = ["InferenceServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+MAX_USERS_PER_REQUEST = 1024
+MAX_ITEMS_PER_SCORE = 10_000
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Job:
+    user_ids: list[str | None]
+    k: int
+    future: asyncio.Future[tuple[int, list[Recommendation]]]
+
+
+@dataclass
+class _Reload:
+    loaded: str | None = None  # directory name being served
+    rejected: set[str] = field(default_factory=set)
+
+
+class InferenceServer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        threads: int = 0,
+        announcements: bool = True,
+    ) -> None:
+        self.settings = settings
+        key = settings.snapshot_key
+        self.store = SnapshotStore(
+            settings.snapshot_dir,
+            keep=settings.snapshot_keep,
+            key=None if key is None else key.get_secret_value().encode(),
+        )
+        self.registry = registry or CollectorRegistry()
+        self.metrics = InferenceMetrics.create(self.registry)
+        self.metrics.snapshot_version.set(0)
+        self.threads, self.announcements = threads, announcements
+        self.scorer: Scorer | None = None
+        self.state = _Reload()
+        self.max_batch = settings.serve_max_batch
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._poke: asyncio.Event | None = None
+        self._score_pool = ThreadPoolExecutor(1, thread_name_prefix="coldstream-score")
+        self._load_pool = ThreadPoolExecutor(1, thread_name_prefix="coldstream-load")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = threading.Event()
+        self.app = self._build_app()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=8 << 20)
+        r = app.router
+        r.add_get("/recommend", self._timed("recommend", self.recommend_get))
+        r.add_post("/recommend", self._timed("recommend_batch", self.recommend_post))
+        r.add_post("/score", self._timed("score", self.score))
+        r.add_get("/similar", self._timed("similar", self.similar))
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/readyz", self.readyz)
+        r.add_get("/metrics", self.metrics_page)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        self._queue = asyncio.Queue()
+        self._poke = asyncio.Event()
+        self._poke.set()  # load LATEST right away
+        self._tasks = [
+            asyncio.create_task(self._batch_loop(), name="coldstream-batch"),
+            asyncio.create_task(self._watch(), name="coldstream-watch"),
+        ]
+        if self.announcements:
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=self._listen, args=(loop,), name="coldstream-announce", daemon=True
+            ).start()
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._score_pool.shutdown(wait=False)
+        self._load_pool.shutdown(wait=False)
+
+    # -- snapshots --------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        assert self._poke is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.settings.serve_poll_s)
+            self._poke.clear()
+            name = self.store.latest()
+            if name is None or name == self.state.loaded or name in self.state.rejected:
+                continue
+            await self.reload(name)
+
+    async def reload(self, name: str) -> bool:
+        """Verify, load and warm ``name`` off the request path, then swap it in."""
+        loop = asyncio.get_running_loop()
+        t = time.perf_counter()
+        try:
+            scorer = await loop.run_in_executor(self._load_pool, self._load, name)
+        except SnapshotError as exc:
+            reason = "signature" if "signature" in str(exc) or "unsigned" in str(exc) else "hash"
+            if "sha256" not in str(exc) and reason == "hash":
+                reason = "unreadable"
+            self._reject(name, reason, str(exc))
+            return False
+        except Exception as exc:  # an unloadable model must not take the worker down
+            self._reject(name, "unreadable", f"{type(exc).__name__}: {exc}")
+            return False
+        old = self.scorer
+        if old is not None and scorer.version <= old.version:
+            log.info("snapshot %s is not newer than %s: ignored", name, old.version)
+            self.state.loaded = name
+            return False
+        self.scorer = scorer  # the swap: batches already running keep their old reference
+        self.state.loaded = name
+        m, manifest = self.metrics, scorer.snapshot.manifest
+        m.snapshot_load.observe(time.perf_counter() - t)
+        m.snapshot_version.set(scorer.version)
+        m.snapshot_created.set(float(manifest.get("created_at_ts") or 0.0))
+        m.set_provider(scorer.provider)
+        newest = manifest.get("newest_event_ts")
+        if newest is not None:
+            m.event_to_servable.observe(max(0.0, time.time() - newest / 1000.0))
+        log.info("serving snapshot %s on %s", scorer.version, scorer.provider)
+        return True
+
+    def _load(self, name: str) -> Scorer:
+        snapshot = self.store.open(name)
+        return Scorer(
+            snapshot,
+            provider=self.settings.serve_provider,
+            threads=self.threads,
+            warm_batch=self.max_batch,
+        )
+
+    def _reject(self, name: str, reason: str, message: str) -> None:
+        self.state.rejected.add(name)
+        self.metrics.snapshot_rejected.labels(reason=reason).inc()
+        current = self.scorer.version if self.scorer is not None else "none"
+        log.error("refused snapshot %s (%s); still serving %s", name, message, current)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Thread: wake the watcher on each ``.snapshots`` announcement (LATEST polling is
+        the fallback, so a broker that is down or slow only costs the poll interval)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        topic = self.settings.topics.snapshots
+        try:
+            consumer = KafkaConsumer(
+                **self.settings.kafka_python_config(),
+                group_id=None,
+                enable_auto_commit=False,
+                consumer_timeout_ms=1000,
+            )
+        except Exception as exc:
+            log.warning("no snapshot announcements (%s); polling %s", exc, self.store.root)
+            return
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            if not tps:
+                log.warning("topic %s not found; polling %s only", topic, self.store.root)
+                return
+            consumer.assign(tps)
+            consumer.seek_to_end(*tps)
+            while not self._stop.is_set():
+                batch = consumer.poll(timeout_ms=200)
+                if any(batch.values()):
+                    poke = self._poke
+                    if poke is not None:
+                        loop.call_soon_threadsafe(poke.set)
+        except Exception as exc:
+            log.warning("snapshot announcements stopped (%s); polling continues", exc)
+        finally:
+            consumer.close()
+
+    # -- scoring ----------------------------------------------------------------------------
+    async def _batch_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            users = len(jobs[0].user_ids)
+            while users < self.max_batch and not self._queue.empty():
+                job = self._queue.get_nowait()
+                jobs.append(job)
+                users += len(job.user_ids)
+            scorer = self.scorer  # one version for the whole batch
+            if scorer is None:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(BadRequest("no snapshot loaded yet", 503))
+                continue
+            try:
+                results = await loop.run_in_executor(self._score_pool, self._run, scorer, jobs)
+            except Exception as exc:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            self.metrics.batch_size.observe(users)
+            for job, res in zip(jobs, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result((scorer.version, res))
+
+    @staticmethod
+    def _run(scorer: Scorer, jobs: list[_Job]) -> list[list[Recommendation]]:
+        # one ONNX run for every user of every job; k_max covers every job's k
+        users = [u for job in jobs for u in job.user_ids]
+        k = max(job.k for job in jobs)
+        recs = scorer.recommend(users, k)
+        out, at = [], 0
+        for job in jobs:
+            part = recs[at : at + len(job.user_ids)]
+            at += len(job.user_ids)
+            out.append([Recommendation(r.user_id, r.known, r.items[: job.k]) for r in part])
+        return out
+
+    async def _recommend(self, user_ids: list[str | None], k: int) -> tuple[int, list[Any]]:
+        assert self._queue is not None
+        if self.scorer is None:
+            raise BadRequest("no snapshot loaded yet: start a worker that exports one", 503)
+        future: asyncio.Future[tuple[int, list[Recommendation]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        await self._queue.put(_Job(user_ids, k, future))
+        return await future
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _timed(
+        self, endpoint: str, handler: Callable[[web.Request], Awaitable[Any]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        m = self.metrics
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            t = time.perf_counter()
+            try:
+                body = await handler(request)
+                resp = _json(body)
+            except BadRequest as exc:
+                resp = _json({"error": str(exc)}, exc.status)
+            except Exception as exc:  # answer, count, keep serving
+                log.exception("%s failed", endpoint)
+                resp = _json({"error": f"internal error: {type(exc).__name__}"}, 500)
+            m.requests.labels(endpoint=endpoint, status=str(resp.status)).inc()
+            m.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - t)
+            return resp
+
+        return wrapped
+
+    def _k(self, raw: Any, default: int = 20) -> int:
+        k_max = self.scorer.k_max if self.scorer is not None else self.settings.snapshot_k_max
+        if raw is None or raw == "":
+            return min(default, k_max)
+        try:
+            k = int(raw)
+        except (TypeError, ValueError):
+            raise BadRequest(f"k must be an integer from 1 to {k_max}, got {raw!r}") from None
+        if isinstance(raw, bool) or not 1 <= k <= k_max:
+            raise BadRequest(f"k must be an integer from 1 to {k_max}, got {raw!r}")
+        return k
+
+    async def recommend_get(self, request: web.Request) -> dict[str, Any]:
+        user_id = request.query.get("user_id")
+        if not user_id:
+            raise BadRequest("missing user_id: GET /recommend?user_id=U&k=20")
+        k = self._k(request.query.get("k"))
+        version, [rec] = await self._recommend([user_id], k)
+        return {"version": version, **_rec(rec)}
+
+    async def recommend_post(self, request: web.Request) -> dict[str, Any]:
+        body = await _body(request, 'POST /recommend {"user_ids": ["u1", "u2"], "k": 20}')
+        users = body.get("user_ids")
+        if (
+            not isinstance(users, list)
+            or not users
+            or not all(isinstance(u, str) and u for u in users)
+        ):
+            raise BadRequest('user_ids must be a non-empty list of strings: {"user_ids": ["u1"]}')
+        if len(users) > MAX_USERS_PER_REQUEST:
+            raise BadRequest(f"at most {MAX_USERS_PER_REQUEST} user_ids per request", 413)
+        k = self._k(body.get("k"))
+        version, recs = await self._recommend(list(users), k)
+        return {"version": version, "results": [_rec(r) for r in recs]}
+
+    async def score(self, request: web.Request) -> dict[str, Any]:
+        body = await _body(request, 'POST /score {"user_id": "u1", "item_ids": ["i1", "i2"]}')
+        user_id, items = body.get("user_id"), body.get("item_ids")
+        if not isinstance(user_id, str) or not user_id:
+            raise BadRequest('user_id must be a non-empty string: {"user_id": "u1", ...}')
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+            raise BadRequest('item_ids must be a non-empty list of strings: {"item_ids": ["i1"]}')
+        if len(items) > MAX_ITEMS_PER_SCORE:
+            raise BadRequest(f"at most {MAX_ITEMS_PER_SCORE} item_ids per request", 413)
+        scorer = self._ready()
+        scores = scorer.score(user_id, items)
+        return {
+            "version": scorer.version,
+            "user_id": user_id,
+            "known": user_id in scorer.user_rows,
+            "scores": [{"item_id": i, "score": s} for i, s in zip(items, scores, strict=True)],
+        }
+
+    async def similar(self, request: web.Request) -> dict[str, Any]:
+        item_id = request.query.get("item_id")
+        if not item_id:
+            raise BadRequest("missing item_id: GET /similar?item_id=I&k=10")
+        k = self._k(request.query.get("k"), default=10)
+        scorer = self._ready()
+        items = scorer.similar(item_id, k)
+        if items is None:
+            raise BadRequest(f"unknown item_id {item_id!r} in snapshot {scorer.version}", 404)
+        return {
+            "version": scorer.version,
+            "item_id": item_id,
+            "items": [{"item_id": i, "score": s} for i, s in items],
+        }
+
+    def _ready(self) -> Scorer:
+        scorer = self.scorer
+        if scorer is None:
+            raise BadRequest("no snapshot loaded yet: start a worker that exports one", 503)
+        return scorer
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        scorer = self.scorer
+        if scorer is None:
+            return _json(
+                {"ready": False, "reason": f"no snapshot loaded yet from {self.store.root}"}, 503
+            )
+        return _json({"ready": True, **scorer.describe()})
+
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(self.registry))
+        resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        resp.charset = "utf-8"
+        return resp
+
+
+def _rec(rec: Recommendation) -> dict[str, Any]:
+    return {
+        "user_id": rec.user_id,
+        "known": rec.known,
+        "items": [{"item_id": i, "score": s} for i, s in rec.items],
+    }
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request, example: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"body is not JSON; send e.g. {example}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"body must be a JSON object; send e.g. {example}")
+    return body
+
+
+async def serve(
+    server: InferenceServer,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8080,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run ``server`` until ``stop`` (or SIGINT/SIGTERM); ``ready(port)`` once listening."""
+    import signal
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(server.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        server_ = site._server
+        sockets = getattr(server_, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        if ready is not None:
+            ready(bound)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,180 @@
+"""ONNX snapshots: parity with the student, the atomic versioned store, hashes and signatures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from exporters.snapshot import (
+    LATEST,
+    Snapshot,
+    SnapshotError,
+    SnapshotExporter,
+    SnapshotStore,
+    newest_event_ts,
+    open_snapshot,
+    serving_tables,
+)
+from models.trainer import Student
+from serving.scorer import Scorer
+from tests.snapshot_support import trained_student
+
+K = 50
+
+
+@pytest.fixture(scope="module")
+def student() -> Student:
+    return trained_student()[0]
+
+
+def _write(store: SnapshotStore, student: Student, k: int = K) -> Snapshot:
+    return store.write(
+        serving_tables(student),
+        k_max=k,
+        events_seen=student.learned,
+        newest_event_ts=newest_event_ts(student),
+        offsets={("t.interactions", 0): 123},
+    )
+
+
+def test_onnx_scores_match_torch_and_the_student(student: Student, tmp_path: Path) -> None:
+    snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student).path.name)
+    t = snap.tables
+    sess = ort.InferenceSession(snap.model, providers=["CPUExecutionProvider"])
+    onnx_scores, onnx_idx = sess.run(None, {"query": t.queries})
+    # torch, same weights: the graph the exporter traced
+    with torch.no_grad():
+        full = torch.tensor(t.queries) @ torch.tensor(t.items).T + torch.tensor(t.bias)
+        torch_scores, torch_idx = torch.topk(full, K, dim=1)
+    scale = float(np.abs(torch_scores.numpy()).max())
+    assert np.abs(onnx_scores - torch_scores.numpy()).max() <= 1e-4 * scale
+    assert (onnx_idx == torch_idx.numpy()).mean() > 0.999  # ties may swap, nothing else
+    # and it is what the student itself ranks: score_all for every user in the snapshot
+    ref = np.stack([student.score_all(u) for u in t.user_ids])
+    ref_top = np.argsort(-ref, axis=1, kind="stable")[:, :K]
+    assert (onnx_idx[:-1] == ref_top).mean() > 0.999
+    got = np.take_along_axis(ref, onnx_idx[:-1], axis=1)
+    assert np.abs(got - onnx_scores[:-1]).max() <= 1e-4 * np.abs(ref).max()
+    # the cold row is the student's answer for a user it never saw
+    cold = student.score_all("nobody-ever")
+    assert np.allclose(np.sort(cold)[::-1][:K], onnx_scores[-1], rtol=1e-4, atol=1e-5)
+
+
+def test_manifest_names_everything(student: Student, tmp_path: Path) -> None:
+    snap = _write(SnapshotStore(tmp_path), student)
+    m = json.loads((snap.path / "manifest.json").read_text())
+    assert m["version"] == 1 and m["events_seen"] == student.learned
+    assert m["newest_event_ts"] == newest_event_ts(student) > 0
+    assert m["offsets"] == [{"topic": "t.interactions", "partition": 0, "offset": 123}]
+    assert m["dims"]["items"] == len(student.catalog) and m["dims"]["k_max"] == K
+    assert m["opset"] >= 17 and "signature" not in m
+    assert set(m["files"]) == {"model.onnx", "items.json", "users.json", "users.npy", "history.npy"}
+
+
+def test_versions_latest_and_pruning(student: Student, tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path, keep=2)
+    assert store.latest() is None
+    with pytest.raises(SnapshotError, match="no snapshot"):
+        store.open()
+    for _ in range(4):
+        _write(store, student)
+    assert store.versions() == [3, 4] and store.latest() == "00000004"
+    assert store.open().version == 4
+    assert not list(tmp_path.glob(".*-*")), "no temporary directory left behind"
+    # a restarted exporter continues the numbering
+    assert _write(SnapshotStore(tmp_path, keep=2), student).version == 5
+
+
+def test_tampered_model_or_manifest_is_refused(student: Student, tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path, key=b"secret")
+    snap = _write(store, student)
+    path = snap.path
+    assert open_snapshot(path, key=b"secret").version == 1
+    with pytest.raises(SnapshotError, match="signature"):
+        open_snapshot(path, key=b"wrong key")
+
+    model = tmp_path / "model-copy"
+    shutil.copytree(path, model)
+    blob = bytearray((model / "model.onnx").read_bytes())
+    blob[-10] ^= 0xFF
+    (model / "model.onnx").write_bytes(bytes(blob))
+    with pytest.raises(SnapshotError, match="sha256"):
+        open_snapshot(model, key=b"secret")
+
+    edited = tmp_path / "manifest-copy"
+    shutil.copytree(path, edited)
+    m = json.loads((edited / "manifest.json").read_text())
+    m["files"]["model.onnx"] = "0" * 64
+    (edited / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SnapshotError, match="signature"):
+        open_snapshot(edited, key=b"secret")
+    del m["signature"]
+    (edited / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SnapshotError, match="unsigned"):
+        open_snapshot(edited, key=b"secret")
+    with pytest.raises(SnapshotError, match="sha256"):  # without a key the hashes still count
+        open_snapshot(edited)
+
+
+def test_scorer_answers_skip_history_and_know_cold_users(student: Student, tmp_path: Path) -> None:
+    snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student).path.name)
+    scorer = Scorer(snap, provider="cpu")
+    assert scorer.provider == "CPUExecutionProvider"
+    user = next(u for u in snap.tables.user_ids if student.state.get(u) and student.state[u].hist)
+    known, cold = scorer.recommend([user, "never-seen"], 20)
+    assert known.known and not cold.known
+    assert len(known.items) == len(cold.items) == 20
+    seen = {student.catalog.ids[i] for i in student.state[user].hist}
+    assert not seen & {i for i, _ in known.items}
+    scores = [s for _, s in known.items]
+    assert scores == sorted(scores, reverse=True)
+    # /score agrees with the ranking, and unknown items score None
+    ids = [i for i, _ in known.items[:3]]
+    got = scorer.score(user, [*ids, "no-such-item"])
+    assert got[-1] is None
+    assert np.allclose(got[:3], scores[:3], rtol=1e-4)
+    similar = scorer.similar(ids[0], 5)
+    assert similar is not None and len(similar) == 5 and ids[0] not in {i for i, _ in similar}
+    assert scorer.similar("no-such-item", 5) is None
+
+
+def test_small_catalog_is_padded_not_recompiled(tmp_path: Path) -> None:
+    student = trained_student(events=300, items=30, users=20)[0]
+    snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student, k=100).path.name)
+    rec = Scorer(snap, provider="cpu").recommend(["never-seen"], 100)[0]
+    assert len(rec.items) == len(student.catalog)  # every real item, no padding row
+
+
+def test_teacher_rank_narrows_the_matrix(student: Student) -> None:
+    exact = serving_tables(student)
+    narrow = serving_tables(student, teacher_rank=8)
+    assert narrow.width == student.cfg.dim + 8 < exact.width
+    ref = exact.queries @ exact.items.T + exact.bias
+    approx = narrow.queries @ narrow.items.T + narrow.bias
+    top_ref = np.argsort(-ref, axis=1)[:, :20]
+    top_approx = np.argsort(-approx, axis=1)[:, :20]
+    overlap = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(top_ref, top_approx, strict=True)])
+    assert overlap > 0.5  # approximate, not arbitrary (measured numbers: README)
+
+
+def test_exporter_records_metrics_and_announces(student: Student, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from exporters.metrics import WorkerMetrics
+
+    reg = CollectorRegistry()
+    exporter = SnapshotExporter(
+        SnapshotStore(tmp_path), k_max=K, metrics=WorkerMetrics.create(reg), teacher="hashing"
+    )
+    snap = exporter.export(student)
+    msg = json.loads(exporter.announcement(snap))
+    assert msg["version"] == 1 and msg["dir"] == "00000001"
+    assert reg.get_sample_value("coldstream_snapshot_version") == 1.0
+    assert reg.get_sample_value("coldstream_snapshot_export_seconds_count") == 1.0
+    assert (tmp_path / LATEST).read_text() == "00000001"
