@@ -9,7 +9,12 @@ current time, and a brand-new item every 2 s. Measured:
 - ``event_to_servable``: for each snapshot version the server swaps in, wall-clock time at the
   swap (seen by polling ``/readyz`` every 10 ms) minus the newest event time in that snapshot;
 - ``new_item_to_servable``: from sending a new item's event to the first ``POST /score`` that
-  knows the item (polled every 10 ms).
+  knows the item (polled every 10 ms);
+- ``worker_item_to_rankable`` and ``event_to_model``: in the worker, a new item's event time to
+  the moment it enters the catalog (rankable), and an interaction's event time to the moment
+  it is applied; percentiles of the worker's own histograms over the live phase
+  (``coldstream_item_to_rankable_seconds``, ``coldstream_event_to_model_seconds``),
+  interpolated inside buckets as ``histogram_quantile`` does.
 
 Run: ``python -m bench.bench_freshness`` (``--seconds 60 --rate 200``, ``--json FILE``).
 """
@@ -110,10 +115,13 @@ def main() -> None:
                     raise RuntimeError("the backlog was not served within 300 s")
                 time.sleep(0.2)
             print("backlog served; live phase", file=sys.stderr)
-            before = _event_to_model(metrics_port)
+            names = ("coldstream_event_to_model_seconds", "coldstream_item_to_rankable_seconds")
+            before = {n: _histogram(metrics_port, n) for n in names}
             results = live(settings, client, ds, args)
-            after = _event_to_model(metrics_port)
-            results["event_to_model_mean_s"] = (after[0] - before[0]) / max(1, after[1] - before[1])
+            after = {n: _histogram(metrics_port, n) for n in names}
+            for n, label in zip(names, ("event_to_model", "worker_item_to_rankable"), strict=True):
+                for q in (0.5, 0.99):
+                    results[f"{label}_p{round(q * 100)}_s"] = _quantile(before[n], after[n], q)
         finally:
             for proc in (worker, serve):
                 proc.terminate()
@@ -122,21 +130,43 @@ def main() -> None:
     show(results, args.json)
 
 
-def _event_to_model(port: int) -> tuple[float, float]:
-    """(sum, count) of the worker's coldstream_event_to_model_seconds."""
+def _histogram(port: int, name: str) -> dict[str, float]:
+    """A histogram of the worker's /metrics: ``{"sum", "count", le: cumulative count}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    found = {"sum": 0.0, "count": 0.0}
+    out: dict[str, float] = {"sum": 0.0, "count": 0.0}
     for fam in text_string_to_metric_families(text):
-        if fam.name == "coldstream_event_to_model_seconds":
+        if fam.name == name:
             for sample in fam.samples:
-                for suffix in found:
-                    if sample.name.endswith("_" + suffix):
-                        found[suffix] = sample.value
-    return found["sum"], found["count"]
+                if sample.name.endswith("_bucket"):
+                    out[sample.labels["le"]] = sample.value
+                elif sample.name.endswith("_sum"):
+                    out["sum"] = sample.value
+                elif sample.name.endswith("_count"):
+                    out["count"] = sample.value
+    return out
+
+
+def _quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
+    """The q-quantile of what a histogram gained between two scrapes, interpolated linearly
+    inside a bucket as Prometheus's ``histogram_quantile`` does."""
+    bounds = sorted(
+        (float(le), after[le] - before.get(le, 0.0)) for le in after if le[0] in "0123456789+"
+    )
+    total = bounds[-1][1] if bounds else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, lo, below = q * total, 0.0, 0.0
+    for le, cum in bounds:
+        if cum >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * (rank - below) / max(cum - below, 1e-12)
+        lo, below = le, cum
+    return lo
 
 
 def live(settings: Settings, client: Client, ds: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -20,10 +20,10 @@ import numpy as np
 from bench.common import show
 from exporters.snapshot import serving_tables
 from models.catalog import Catalog
+from models.evaluation import Prequential, run_prequential
 from models.teacher import load_teacher
 from models.trainer import Student
 from streams.order import in_event_order
-from streams.records import Interaction
 from streams.synthetic import SyntheticConfig, generate
 
 
@@ -43,18 +43,8 @@ def main() -> None:
     emb = teacher.embed_records([*ds.items, *ds.users])
     cat = Catalog(teacher.dim)
     student = Student(cat, threshold=None, seed=0)
-    for rec in in_event_order([*ds.items, *ds.users, *ds.interactions]):
-        if rec.kind == "item":
-            student.observe_item(cat.add(rec.key, emb.get(("item", rec.key)), rec.ts))
-        elif rec.kind == "user":
-            student.observe_user(rec.key, emb.get(("user", rec.key)))
-        else:
-            assert isinstance(rec, Interaction)
-            idx = cat.get(rec.item_id)
-            if idx is None:
-                idx = cat.add(rec.item_id, None)
-                student.observe_item(idx)
-            student.learn_one(rec.user_id, idx, rec.value, rec.ts)
+    learner = Prequential({"student": student}, cat, every=10**12)  # learn all, rank none
+    run_prequential(in_event_order([*ds.items, *ds.users, *ds.interactions]), learner, emb)
     student.flush()
     exact = serving_tables(student)
     ref = exact.queries[:-1] @ exact.items.T + exact.bias

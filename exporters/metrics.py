@@ -63,6 +63,7 @@ class WorkerMetrics:
     embedding_shift: Gauge
     snapshot_version: Gauge
     snapshot_export: Histogram
+    item_to_rankable: Histogram
     teacher_encode: Histogram
     checkpoint: Histogram
     model_events: Gauge
@@ -148,6 +149,12 @@ class WorkerMetrics:
                 "coldstream_snapshot_export_seconds",
                 "Seconds to export one snapshot.",
                 _SLOW_BUCKETS,
+            ),
+            item_to_rankable=hist(
+                "coldstream_item_to_rankable_seconds",
+                "Wall time when a new or updated item enters the catalog (rankable) minus its "
+                "event time.",
+                LATENCY_BUCKETS,
             ),
             teacher_encode=hist(
                 "coldstream_teacher_encode_seconds",

@@ -244,6 +244,7 @@ class WorkerCore:
                 n += self._apply(w.vector, now, force=False)
             elif w.kind == "item":
                 ev.item(self.catalog.add(w.key, w.vector, w.ts))
+                self.metrics.item_to_rankable.observe(max(0.0, self.clock() - w.ts / 1000.0))
                 for p in self.parked.pop(w.key, ()):
                     self._wait(
                         _Waiting(p.rec.ts, 2, self._next(), p.since, "interaction", w.key, p.rec)
