@@ -159,7 +159,9 @@ class WorkerApp:
             return
         if message is not None:
             with contextlib.suppress(Exception):  # serving also polls LATEST
-                await self.snapshots.send(key=b"snapshot", value=message)
+                # wait for delivery: a send still buffered when the app stops is lost
+                delivered = await self.snapshots.send(key=b"snapshot", value=message)
+                await asyncio.wait_for(asyncio.shield(delivered), 10.0)
 
     def _lagging(self) -> set[tuple[str, int]]:
         """Assigned input partitions whose end (high-water mark) the core has not applied yet.
