@@ -6,7 +6,8 @@ separate thread; then one assignment swaps it in. A batch already running holds 
 reference to the old :class:`~serving.scorer.Scorer`, so requests in flight finish on the old
 version and every answer names the version that produced it. A snapshot that fails
 verification is refused, counted in ``coldstream_inference_snapshot_rejected_total`` and never
-retried; the current one keeps serving.
+retried; the current one keeps serving. ``LATEST`` is the authority: pointing it back at an
+older version rolls back.
 
 Concurrent ``/recommend`` requests are batched: a single scoring thread takes every request
 waiting (up to ``serve_max_batch`` users) into one ONNX Runtime run.
@@ -172,10 +173,9 @@ class InferenceServer:
             self._reject(name, "unreadable", f"{type(exc).__name__}: {exc}")
             return False
         old = self.scorer
-        if old is not None and scorer.version <= old.version:
-            log.info("snapshot %s is not newer than %s: ignored", name, old.version)
-            self.state.loaded = name
-            return False
+        if old is not None and scorer.version < old.version:
+            # LATEST is the authority: an operator pointing it back at an older version rolls back
+            log.warning("LATEST names %s, older than %s: rolling back", name, old.version)
         self.scorer = scorer  # the swap: batches already running keep their old reference
         self.state.loaded = name
         m, manifest = self.metrics, scorer.snapshot.manifest

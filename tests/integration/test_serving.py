@@ -372,3 +372,18 @@ def test_worker_exports_snapshots_that_serving_loads(
     seen = set(student.state[user].hist)  # type: ignore[attr-defined]
     top = [student.catalog.ids[i] for i in want if i not in seen][:10]  # type: ignore[attr-defined]
     assert [it["item_id"] for it in body["items"]] == top
+
+
+def test_pointing_latest_back_rolls_back(
+    running: tuple[Running, SnapshotExporter], trained: tuple[Student, Student]
+) -> None:
+    srv, exporter = running
+    exporter.export(trained[0])
+    exporter.export(trained[1])
+    srv.wait_version(2)
+    (srv.settings.snapshot_dir / "LATEST").write_text("00000001")  # an operator's rollback
+    deadline = time.monotonic() + 10
+    while srv.get("/readyz")[1]["version"] != 1:
+        assert time.monotonic() < deadline, "LATEST pointing back was not followed"
+        time.sleep(0.05)
+    assert srv.get("/recommend?user_id=u&k=3")[1]["version"] == 1
