@@ -74,7 +74,7 @@ def make_stream(args: argparse.Namespace, seed: int, drift: bool) -> Stream:
     with tempfile.TemporaryDirectory() as tmp:  # read back as `coldstream evaluate` reads it
         write_jsonl(data, Path(tmp))
         records = list(open_dataset(Path(tmp)).records())
-    teacher = load_teacher(args.teacher)
+    teacher = load_teacher(None if args.teacher in ("", "default") else args.teacher)
     texts = [r for r in records if isinstance(r, Item | User)]
     return Stream(records, teacher.embed_records(texts), teacher.dim, data.meta["drift_index"])
 
@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--items", type=int, default=800)
     ap.add_argument("--drift-at", type=float, default=0.5)
-    ap.add_argument("--teacher", default="hashing", help="teacher model ('hashing': fast)")
+    ap.add_argument("--teacher", default="hashing", help="'hashing' (fast) or 'default' (MiniLM)")
     ap.add_argument("--adapt", action="store_true", help="also measure the adaptation effect")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args()
