@@ -22,9 +22,7 @@ Run: ``python -m bench.bench_freshness`` (``--seconds 60 --rate 200``, ``--json 
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,38 +35,13 @@ import orjson
 from kafka import KafkaProducer
 
 from bench.common import show
+from coldstream.children import Child, Http
 from coldstream.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
-
-
-def _start(args: list[str], env: dict[str, str], marker: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coldstream.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if marker in line:
-            return proc, int(line.split(marker)[1].split("/")[0].split()[0])
-    raise RuntimeError(f"{args[0]} exited before printing its port")
-
-
-class Client:
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else orjson.dumps(body)
-        self.conn.request(method, path, body=data)
-        resp = self.conn.getresponse()
-        return resp.status, orjson.loads(resp.read())
 
 
 def main() -> None:
@@ -94,16 +67,21 @@ def main() -> None:
             "COLDSTREAM_CHECKPOINT_DIR": str(Path(tmp) / "checkpoints"),
             "COLDSTREAM_SNAPSHOT_INTERVAL_S": "1",
         }
-        worker, metrics_port = _start(
-            ["worker", "--role", "student", "--metrics-port", "0"], env, "http://127.0.0.1:"
+        worker = Child(
+            "worker",
+            ["worker", "--role", "student", "--metrics-port", "0"],
+            env,
+            Path(tmp) / "worker.log",
         )
-        serve, port = _start(
+        serve = Child(
+            "serve",
             ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1"],
             env,
-            "http://127.0.0.1:",
+            Path(tmp) / "serve.log",
         )
         try:
-            client = Client(port)
+            metrics_port, port = worker.port(), serve.port()
+            client = Http(port)
             deadline = time.monotonic() + 300
             while True:  # the backlog learned and served
                 status, body = client.call("GET", "/readyz")
@@ -116,37 +94,27 @@ def main() -> None:
                 time.sleep(0.2)
             print("backlog served; live phase", file=sys.stderr)
             names = ("coldstream_event_to_model_seconds", "coldstream_item_to_rankable_seconds")
-            before = {n: _histogram(metrics_port, n) for n in names}
+            worker_client = Http(metrics_port)
+            before = {n: _histogram(worker_client, n) for n in names}
             results = live(settings, client, ds, args)
-            after = {n: _histogram(metrics_port, n) for n in names}
+            after = {n: _histogram(worker_client, n) for n in names}
             for n, label in zip(names, ("event_to_model", "worker_item_to_rankable"), strict=True):
                 for q in (0.5, 0.99):
                     results[f"{label}_p{round(q * 100)}_s"] = _quantile(before[n], after[n], q)
         finally:
-            for proc in (worker, serve):
-                proc.terminate()
-            for proc in (worker, serve):
-                proc.wait(30)
+            for child in (worker, serve):
+                child.stop()
     show(results, args.json)
 
 
-def _histogram(port: int, name: str) -> dict[str, float]:
-    """A histogram of the worker's /metrics: ``{"sum", "count", le: cumulative count}``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
+def _histogram(client: Http, name: str) -> dict[str, float]:
+    """A histogram of a /metrics page: ``{"sum", "count", le: cumulative count}``."""
     out: dict[str, float] = {"sum": 0.0, "count": 0.0}
-    for fam in text_string_to_metric_families(text):
-        if fam.name == name:
-            for sample in fam.samples:
-                if sample.name.endswith("_bucket"):
-                    out[sample.labels["le"]] = sample.value
-                elif sample.name.endswith("_sum"):
-                    out["sum"] = sample.value
-                elif sample.name.endswith("_count"):
-                    out["count"] = sample.value
+    for (sample, labels), value in client.metrics().items():
+        if sample == f"{name}_bucket":
+            out[dict(labels)["le"]] = value
+        elif sample in (f"{name}_sum", f"{name}_count"):
+            out[sample.rsplit("_", 1)[1]] = value
     return out
 
 
@@ -169,7 +137,7 @@ def _quantile(before: dict[str, float], after: dict[str, float], q: float) -> fl
     return lo
 
 
-def live(settings: Settings, client: Client, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+def live(settings: Settings, client: Http, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
     producer = KafkaProducer(**settings.kafka_python_config(), linger_ms=0)
     topics = settings.topics
     rng = np.random.default_rng(9)

@@ -21,7 +21,6 @@ import argparse
 import http.client
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,12 +32,12 @@ import onnxruntime as ort
 import orjson
 
 from bench.common import show
+from coldstream.children import Child
 from exporters.snapshot import ServingTables, SnapshotStore
 from serving.scorer import Scorer
 
 STUDENT_DIM, TEACHER_DIM = 64, 384
 USERS = 2000
-SERVE = [sys.executable, "-m", "coldstream.cli", "serve"]
 
 
 def tables(n: int, width: int, seed: int = 0) -> ServingTables:
@@ -84,17 +83,14 @@ def bench_http(snapshot_dir: Path, requests: int, budget_s: float) -> dict[str, 
         "COLDSTREAM_SNAPSHOT_DIR": str(snapshot_dir),
         "COLDSTREAM_SERVE_POLL_S": "5",
     }
-    proc = subprocess.Popen(
-        [*SERVE, "--host", "127.0.0.1", "--port", "0", "--threads", "1", "--no-announcements"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    serve = Child(
+        "serve",
+        ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1", "--no-announcements"],
+        env,
+        snapshot_dir.parent / f"{snapshot_dir.name}-serve.log",
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        port = serve.port()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         deadline = time.monotonic() + 120
         while True:  # wait for the snapshot to be loaded
@@ -134,8 +130,7 @@ def bench_http(snapshot_dir: Path, requests: int, budget_s: float) -> dict[str, 
             "batch256_users_per_s": 256 * len(runs) / sum(runs),
         }
     finally:
-        proc.terminate()
-        proc.wait(10)
+        serve.stop()
 
 
 def main() -> None:

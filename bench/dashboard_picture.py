@@ -47,19 +47,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import orjson
 from kafka import KafkaProducer
 
+from coldstream.children import Child
 from coldstream.settings import Settings
-from streams.broker import EmbeddedBroker, die_with_parent, free_port
+from streams.broker import EmbeddedBroker
 from streams.order import in_event_order
 from streams.records import Record, to_json
 from streams.synthetic import SyntheticConfig, SyntheticDataset, generate
 from streams.topics import ensure_topics
-from tests.dashboard_support import DASHBOARD, Query, load_dashboard
+from tests.dashboard_support import DASHBOARD, Query, load_dashboard, start_prometheus
 
 SCRAPE_S = 1
 STEP_S = 2
@@ -69,65 +70,6 @@ PREFIX = "picture"
 
 
 # -- the stack ---------------------------------------------------------------------------------
-def _drain(stream: IO[str], log: IO[str]) -> None:
-    """Keep copying a child's stdout to its log, so a full pipe never blocks the child."""
-    for line in stream:
-        log.write(line)
-        log.flush()
-
-
-def _child(
-    args: list[str], env: dict[str, str], log_path: Path
-) -> tuple[subprocess.Popen[str], int]:
-    """Start ``coldstream <args>``; returns the process and the port it printed."""
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coldstream.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        preexec_fn=die_with_parent,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        if "http://127.0.0.1:" in line:
-            port = int(line.split("http://127.0.0.1:")[1].split("/")[0].split()[0])
-            threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
-            return proc, port
-    log.flush()
-    raise RuntimeError(f"{args[0]} did not start: {log_path.read_text()[-2000:]}")
-
-
-def _prometheus(
-    binary: str, tmp: Path, targets: dict[str, int]
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = tmp / "prometheus.yml"
-    jobs = "".join(
-        f"  - job_name: {job}\n    static_configs: [targets: ['127.0.0.1:{p}']]\n"
-        for job, p in targets.items()
-    )
-    config.write_text(
-        f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {SCRAPE_S}s\n"
-        f"scrape_configs:\n{jobs}"
-    )
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=(tmp / "prometheus.log").open("w"),
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def _api(base: str, path: str, params: dict[str, str]) -> dict[str, Any]:
     url = f"{base}{path}?" + urllib.parse.urlencode(params)
     try:
@@ -515,18 +457,6 @@ def draw(panels: list[Panel], start: float, end: float, out: Path, dpi: int = 80
 
 
 # -- main --------------------------------------------------------------------------------------
-def _stop(procs: list[subprocess.Popen[Any]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[list[Panel], float, float]:
     prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not Path(prometheus).exists():
@@ -556,24 +486,29 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[list[Pane
             env["COLDSTREAM_TEACHER_MODEL"] = args.teacher
         else:
             env.pop("COLDSTREAM_TEACHER_MODEL", None)
-        procs: list[subprocess.Popen[Any]] = []
+        children: list[Child] = []
+        prom_proc: subprocess.Popen[bytes] | None = None
         stop = threading.Event()
         threads: list[threading.Thread] = []
         try:
-            worker, worker_port = _child(
-                ["worker", "--role", "all", "--metrics-port", "0"], env, tmp / "worker.log"
+            worker = Child(
+                "worker",
+                ["worker", "--role", "all", "--metrics-port", "0"],
+                env,
+                tmp / "worker.log",
             )
-            procs.append(worker)
-            serve, serve_port = _child(
+            children.append(worker)
+            serve = Child(
+                "serve",
                 ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1"],
                 env,
                 tmp / "serve.log",
             )
-            procs.append(serve)
-            prom_proc, prom = _prometheus(
-                prometheus, tmp, {"worker": worker_port, "serve": serve_port}
+            children.append(serve)
+            worker_port, serve_port = worker.port(), serve.port()
+            prom_proc, prom = start_prometheus(
+                prometheus, tmp, {"worker": worker_port, "serve": serve_port}, SCRAPE_S
             )
-            procs.append(prom_proc)
             _wait_for_targets(prom, {"worker", "serve"})
             warm = [r for r in records if r.ts == records[0].ts]
             say(
@@ -601,7 +536,11 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[list[Pane
             end = start + args.seconds
             while (left := end - time.time()) > 0:
                 time.sleep(min(left, 10.0))
-                for p, name in ((worker, "worker"), (serve, "serve"), (prom_proc, "prometheus")):
+                for p, name in (
+                    (worker.proc, "worker"),
+                    (serve.proc, "serve"),
+                    (prom_proc, "prometheus"),
+                ):
                     if p.poll() is not None:
                         raise RuntimeError(f"{name} exited with {p.returncode}")
                 say(
@@ -621,7 +560,12 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[list[Pane
             raise
         finally:
             stop.set()
-            _stop(procs)
+            if prom_proc is not None:
+                prom_proc.terminate()
+            for child in children:
+                child.stop()
+            if prom_proc is not None:
+                prom_proc.wait(20)
     return panels, start, end
 
 

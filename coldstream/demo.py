@@ -19,11 +19,8 @@ Every child process is stopped at the end, on errors and on Ctrl-C (and, through
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -36,6 +33,7 @@ import orjson
 from rich.live import Live
 from rich.table import Table
 
+from coldstream.children import Child, Http
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
 from coldstream.settings import Settings
@@ -58,94 +56,6 @@ class DemoResult:
     report_dir: Path | None = None
     seconds: float = 0.0
     pids: list[int] = field(default_factory=list)  # of the child processes (all stopped)
-
-
-class Child:
-    """A coldstream subprocess whose output goes to a log file; ``port`` is read from it."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.log = name, log
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._log = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coldstream.cli", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=_die_with_parent,
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._log.write(line)
-            self._log.flush()
-            self._lines.put(line)
-
-    def port(self, marker: str = "http://127.0.0.1:", timeout: float = 180.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            if marker in line:
-                return int(line.split(marker, 1)[1].split("/")[0].split()[0].rstrip(")"))
-        raise ColdstreamError(f"{self.name} did not start; its log: {self.log}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    from streams.broker import die_with_parent
-
-    die_with_parent()
-
-
-class Http:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else orjson.dumps(body)
-        for attempt in range(2):
-            try:
-                self.conn.request(method, path, body=data)
-                resp = self.conn.getresponse()
-                raw = resp.read()
-                return resp.status, orjson.loads(raw) if raw.startswith(b"{") else raw
-            except (ConnectionError, http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-
-def _metrics(client: Http) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    status, raw = client.call("GET", "/metrics")
-    if status != 200:
-        return {}
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(raw.decode())
-        for s in fam.samples
-    }
 
 
 def run_demo(
@@ -254,7 +164,7 @@ def _stream(
     m: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     with Live(console=err, refresh_per_second=4, transient=False) as live:
         while True:
-            m = _metrics(wclient)
+            m = wclient.metrics()
             status, ready = sclient.call("GET", "/readyz")
             result.version = ready.get("version", 0) if status == 200 else 0
             result.applied = int(m.get(("coldstream_model_events", ()), 0))

@@ -80,7 +80,13 @@ _PAD_BIAS = np.float32(-3.0e38)  # padding rows never reach a top-K over real it
 
 
 class SnapshotError(Exception):
-    """A snapshot that cannot be used: missing files, a hash or signature mismatch."""
+    """A snapshot that cannot be used. ``reason`` says why, in a word fit for a metric label:
+    ``hash`` (a file differs from its sha256), ``signature`` (unsigned with a key set, or a
+    signature that does not match) or ``unreadable`` (anything else)."""
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -408,9 +414,13 @@ def open_snapshot(path: Path, *, key: bytes | None = None) -> Snapshot:
     if key is not None:
         sig = manifest.get("signature")
         if not isinstance(sig, str):
-            raise SnapshotError(f"{path}: unsigned manifest, and a snapshot key is set")
+            raise SnapshotError(
+                f"{path}: unsigned manifest, and a snapshot key is set", "signature"
+            )
         if not hmac.compare_digest(sig, sign_manifest(manifest, key)):
-            raise SnapshotError(f"{path}: manifest signature does not match (wrong key or edited)")
+            raise SnapshotError(
+                f"{path}: manifest signature does not match (wrong key or edited)", "signature"
+            )
     files = manifest.get("files")
     if not isinstance(files, dict) or MODEL_FILE not in files:
         raise SnapshotError(f"{path}/manifest.json lists no {MODEL_FILE}")
@@ -423,7 +433,7 @@ def open_snapshot(path: Path, *, key: bytes | None = None) -> Snapshot:
         except FileNotFoundError as exc:
             raise SnapshotError(f"{path}/{fname} is missing") from exc
         if hashlib.sha256(data).hexdigest() != digest:
-            raise SnapshotError(f"{path}/{fname}: sha256 does not match the manifest")
+            raise SnapshotError(f"{path}/{fname}: sha256 does not match the manifest", "hash")
         blobs[fname] = data
     try:
         tables = _tables(blobs, manifest)

@@ -164,10 +164,7 @@ class InferenceServer:
         try:
             scorer = await loop.run_in_executor(self._load_pool, self._load, name)
         except SnapshotError as exc:
-            reason = "signature" if "signature" in str(exc) or "unsigned" in str(exc) else "hash"
-            if "sha256" not in str(exc) and reason == "hash":
-                reason = "unreadable"
-            self._reject(name, reason, str(exc))
+            self._reject(name, exc.reason, str(exc))
             return False
         except Exception as exc:  # an unloadable model must not take the worker down
             self._reject(name, "unreadable", f"{type(exc).__name__}: {exc}")

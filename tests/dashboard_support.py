@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DASHBOARD", "Query", "load_dashboard", "metric_names", "panels", "queries"]
+__all__ = [
+    "DASHBOARD",
+    "Query",
+    "load_dashboard",
+    "metric_names",
+    "panels",
+    "queries",
+    "start_prometheus",
+]
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "docker" / "grafana" / "dashboards"
 DASHBOARD = DASHBOARD / "coldstream.json"
@@ -76,3 +85,36 @@ def queries(path: Path = DASHBOARD) -> list[Query]:
             ds = t.get("datasource") or p.get("datasource") or {}
             out.append(Query(p.get("title", ""), t.get("refId", ""), t["expr"], ds))
     return out
+
+
+def start_prometheus(
+    binary: str, tmp: Path, targets: dict[str, int], scrape_s: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus on a free loopback port scraping ``127.0.0.1:PORT`` of each job in
+    ``targets`` every ``scrape_s`` seconds (config, data and log under ``tmp``); returns the
+    process and its base URL."""
+    from streams.broker import die_with_parent, free_port
+
+    port = free_port()
+    config = tmp / "prometheus.yml"
+    jobs = "".join(
+        f"  - job_name: {job}\n    static_configs: [targets: ['127.0.0.1:{p}']]\n"
+        for job, p in targets.items()
+    )
+    config.write_text(
+        f"global:\n  scrape_interval: {scrape_s}s\n  evaluation_interval: {scrape_s}s\n"
+        f"scrape_configs:\n{jobs}"
+    )
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=(tmp / "prometheus.log").open("w"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+    return proc, f"http://127.0.0.1:{port}"

@@ -12,27 +12,25 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from kafka import KafkaProducer
 
+from coldstream.children import Child
 from coldstream.settings import Settings
-from streams.broker import die_with_parent, free_port
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
-from tests.dashboard_support import Query, queries
+from tests.dashboard_support import Query, queries, start_prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -61,24 +59,6 @@ class Stack:
         with urllib.request.urlopen(url, timeout=10) as resp:
             body: dict[str, Any] = orjson.loads(resp.read())
         return body
-
-
-def _child(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], int]:
-    out = log.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coldstream.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-        preexec_fn=die_with_parent,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        out.write(line)
-        if "http://127.0.0.1:" in line:
-            return proc, int(line.split("http://127.0.0.1:")[1].split("/")[0].split()[0])
-    raise AssertionError(f"{args[0]} did not start: {log.read_text()[-2000:]}")
 
 
 def _get(url: str, body: bytes | None = None) -> int:
@@ -115,51 +95,33 @@ def stack(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         "COLDSTREAM_CHECKPOINT_DIR": str(tmp / "checkpoints"),
         "COLDSTREAM_SNAPSHOT_INTERVAL_S": "1",
     }
-    procs: list[subprocess.Popen[Any]] = []
+    children: list[Child] = []
+    prometheus: subprocess.Popen[bytes] | None = None
     try:
-        worker, worker_port = _child(
-            ["worker", "--role", "all", "--metrics-port", "0"], env, tmp / "worker.log"
-        )
-        procs.append(worker)
-        serve, serve_port = _child(
-            ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1"],
-            env,
-            tmp / "serve.log",
-        )
-        procs.append(serve)
-        prom_port = free_port()
-        config = tmp / "prometheus.yml"
-        config.write_text(
-            f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {SCRAPE_S}s\n"
-            "scrape_configs:\n"
-            f"  - job_name: worker\n    static_configs: [targets: ['127.0.0.1:{worker_port}']]\n"
-            f"  - job_name: serve\n    static_configs: [targets: ['127.0.0.1:{serve_port}']]\n"
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    prom,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                    "--log.level=warn",
-                ],
-                stdout=(tmp / "prometheus.log").open("w"),
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
+        worker = ["worker", "--role", "all", "--metrics-port", "0"]
+        children.append(Child("worker", worker, env, tmp / "worker.log"))
+        children.append(
+            Child(
+                "serve",
+                ["serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1"],
+                env,
+                tmp / "serve.log",
             )
         )
-        s = Stack(worker_port, serve_port, f"http://127.0.0.1:{prom_port}", tool)
+        worker_port, serve_port = (c.port() for c in children)
+        prometheus, url = start_prometheus(
+            prom, tmp, {"worker": worker_port, "serve": serve_port}, SCRAPE_S
+        )
+        s = Stack(worker_port, serve_port, url, tool)
         _drive(s, settings, dataset.counts()["interaction"])
         yield s
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if prometheus is not None:
+            prometheus.terminate()
+        for child in children:
+            child.stop()
+        if prometheus is not None:
+            prometheus.wait(20)
 
 
 def _drive(s: Stack, settings: Settings, interactions: int) -> None:
