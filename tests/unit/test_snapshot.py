@@ -144,6 +144,28 @@ def test_scorer_answers_skip_history_and_know_cold_users(student: Student, tmp_p
     assert scorer.similar("no-such-item", 5) is None
 
 
+def test_cuda_is_asked_for_full_float32(
+    student: Student, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ORT's CUDA provider uses TF32 by default; on an H100 that changed top-20 orders against
+    the CPU. The scorer asks for CUDA with TF32 off (and reads back what it got)."""
+    import serving.scorer as scorer_module
+
+    snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student).path.name)
+    asked: list[object] = []
+    real = ort.InferenceSession
+
+    def session(model: object, sess_options: object = None, providers: object = None) -> object:
+        asked.append(providers)
+        return real(model, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(scorer_module, "available_providers", lambda: ["CUDAExecutionProvider"])
+    monkeypatch.setattr(scorer_module.ort, "InferenceSession", session)
+    scorer = Scorer(snap, provider="auto")
+    assert asked[0] == [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
+    assert scorer.provider == "CPUExecutionProvider"  # read back, not assumed
+
+
 def test_small_catalog_is_padded_not_recompiled(tmp_path: Path) -> None:
     student = trained_student(events=300, items=30, users=20)[0]
     snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student, k=100).path.name)
