@@ -100,6 +100,12 @@ class Settings(BaseSettings):
 
     # -- model, snapshots, metrics ----------------------------------------------------------
     teacher_model: str | None = Field(None, description="sentence-transformers path or name")
+    teacher_threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="torch threads the worker's teacher encodes with (0: one per core)",
+    )
     snapshot_dir: Path = Path("snapshots")
     checkpoint_dir: Path = Path("checkpoints")
     snapshot_key: SecretStr | None = Field(

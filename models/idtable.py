@@ -2,7 +2,8 @@
 ids expire, and a full table evicts the least recently seen id (as in Monolith).
 
 Rows are torch tensors so the trainer can gather them into a batch; updates use a sparse
-Adagrad step on the touched rows only.
+Adagrad step on the touched rows only. The per-row counters (last sighting, count) are numpy
+arrays: :meth:`IdTable.lookup` runs once per event, and a torch scalar write costs ~10x more.
 
 >>> t = IdTable(dim=2, min_count=2, ttl=100, max_rows=4)
 >>> t.lookup("u", ts=0), t.lookup("u", ts=1)   # admitted at its second sighting
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["IdTable"]
@@ -44,8 +46,8 @@ class IdTable:
         self.free: list[int] = []
         self.weight = torch.zeros(0, dim)
         self.accum = torch.zeros(0, dim)
-        self.last = torch.zeros(0, dtype=torch.int64)
-        self.count = torch.zeros(0, dtype=torch.int64)
+        self.last = np.zeros(0, dtype=np.int64)
+        self.count = np.zeros(0, dtype=np.int64)
         self.keys: list[str | None] = []
 
     def __len__(self) -> int:
@@ -77,7 +79,7 @@ class IdTable:
             self._grow(row + 1)
             self.keys.append(None)
         else:  # full: the least recently seen id gives its row away
-            row = int(torch.argmin(self.last).item())
+            row = int(np.argmin(self.last))
             old = self.keys[row]
             if old is not None:
                 del self.slots[old]
@@ -99,8 +101,8 @@ class IdTable:
         pad = new - cap
         self.weight = torch.cat([self.weight, torch.zeros(pad, self.dim)])
         self.accum = torch.cat([self.accum, torch.zeros(pad, self.dim)])
-        self.last = torch.cat([self.last, torch.full((pad,), -(1 << 62), dtype=torch.int64)])
-        self.count = torch.cat([self.count, torch.zeros(pad, dtype=torch.int64)])
+        self.last = np.concatenate([self.last, np.full(pad, -(1 << 62), dtype=np.int64)])
+        self.count = np.concatenate([self.count, np.zeros(pad, dtype=np.int64)])
 
     def expire(self, now: int) -> int:
         """Free the rows (and pending counts) idle for longer than ``ttl``; returns rows freed."""
@@ -108,7 +110,7 @@ class IdTable:
             return 0
         cutoff = now - self.ttl
         n = len(self.keys)
-        idle = ((self.last[:n] < cutoff).nonzero().flatten()).tolist()
+        idle = np.flatnonzero(self.last[:n] < cutoff).tolist()
         freed = 0
         for row in idle:
             key = self.keys[row]
@@ -142,8 +144,8 @@ class IdTable:
             "free": list(self.free),
             "weight": self.weight.clone(),
             "accum": self.accum.clone(),
-            "last": self.last.clone(),
-            "count": self.count.clone(),
+            "last": self.last.copy(),
+            "count": self.count.copy(),
             "keys": list(self.keys),
         }
 
@@ -154,6 +156,7 @@ class IdTable:
         self.slots = dict(state["slots"])
         self.pending = dict(state["pending"])
         self.free = list(state["free"])
-        for name in ("weight", "accum", "last", "count"):
-            setattr(self, name, state[name].clone())
+        self.weight, self.accum = state["weight"].clone(), state["accum"].clone()
+        for name in ("last", "count"):  # torch tensors in older checkpoints
+            setattr(self, name, np.array(state[name], dtype=np.int64))
         self.keys = list(state["keys"])

@@ -123,6 +123,10 @@ class DriftMonitor(EvalObserver):
         }
         self.shift = CentroidShift(catalog.dim, c.shift_window, threshold=c.shift_threshold)
         self.counts = np.zeros(0, dtype=np.int64)  # interactions per catalog row (capacity)
+        # popularity ranks in O(1): _below[k] = catalog rows (of the first _rows) with fewer
+        # than k interactions; every row has fewer than len(_below) - 1
+        self._below = np.zeros(2, dtype=np.int64)
+        self._rows = 0
         self.items = 0  # catalog rows seen (by :meth:`item`)
         self.log: deque[Detection] = deque(maxlen=LOG_SIZE)
         self.boosts: deque[Detection] = deque(maxlen=LOG_SIZE)  # those that boosted a student
@@ -164,11 +168,30 @@ class DriftMonitor(EvalObserver):
     def before(self, user_id: str, index: int, value: float, ts: int) -> None:
         """An interaction, before any model has ranked or learned it."""
         self.events, self.ts, self._target, self._value = self.events + 1, ts, index, value
+        self._psi("item_popularity", self._popularity_rank(index))
+
+    def _popularity_rank(self, index: int) -> float:
+        """Share of catalog rows with fewer interactions than ``index`` has, before counting
+        this one (then counts it)."""
         n = len(self.catalog)
-        self.counts = grow(self.counts, n)
-        rank = np.count_nonzero(self.counts[:n] < self.counts[index]) / n
-        self.counts[index] += 1
-        self._psi("item_popularity", rank)
+        if n > self._rows:  # new rows have no interactions: fewer than any k >= 1
+            self.counts = grow(self.counts, n)
+            self._below[1:] += n - self._rows
+            self._rows = n
+        c = int(self.counts[index])
+        below = int(self._below[c])
+        if c + 2 >= len(self._below):
+            self._below = np.concatenate(
+                [self._below, np.full(len(self._below) + c, self._rows, dtype=np.int64)]
+            )
+        self.counts[index] = c + 1
+        self._below[c + 1] -= 1
+        return below / n
+
+    def _rebuild_ranks(self) -> None:
+        self._rows = min(len(self.catalog), len(self.counts))
+        hist = np.bincount(self.counts[: self._rows], minlength=2)
+        self._below = np.concatenate([[0], np.cumsum(hist), [self._rows]]).astype(np.int64)
 
     def after(self) -> None:
         """After the models learned an interaction: the loss of each new training step."""
@@ -227,6 +250,7 @@ class DriftMonitor(EvalObserver):
         self.hits, self.losses, self.psi = state["hits"], state["losses"], state["psi"]
         self.shift, self.counts = state["shift"], state["counts"].copy()
         self.items = int(state["items"])
+        self._rebuild_ranks()
         self.log = deque((Detection(*d) for d in state["log"]), LOG_SIZE)
         self.boosts = deque((Detection(*d) for d in state["boosts"]), LOG_SIZE)
         self.events, self.ts = state["position"]

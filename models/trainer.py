@@ -171,18 +171,28 @@ class Student:
         self._step(batch)
         # heat counts the batch only now, so training saw each item as it was before its events
         # (a positive's own event must not make it look hot to itself)
-        for j, (_, index, _) in enumerate(batch):
-            clock = self.learned - len(batch) + j + 1
-            if clock - self.heat_base > 8 * self._scales[0]:  # rebase before overflow
-                self.heat *= 2.0 ** (-(clock - self.heat_base) / self._scales)
-                self.heat_base = clock
-            self.heat[index] += 2.0 ** ((clock - self.heat_base) / self._scales)
+        self._heat(np.fromiter((b[1] for b in batch), np.int64, len(batch)))
         self._serve()  # with the new weights and heat
         if self.cfg.user_ttl_ms is not None and self.steps % 100 == 0:
             cutoff = self.now - self.cfg.user_ttl_ms
             while self.state and next(iter(self.state.values())).last < cutoff:
                 self.state.popitem(last=False)  # least recently seen first
             self.users.expire(self.now)
+
+    def _heat(self, items: npt.NDArray[np.int64]) -> None:
+        """Count positives of ``items`` (the latest ``len(items)`` learned, in order) in the
+        decayed counts: each adds ``2 ** ((clock - heat_base) / s)``, rebased before overflow."""
+        clocks = np.arange(self.learned - len(items) + 1, self.learned + 1, dtype=np.int64)
+        limit = 8 * self._scales[0]
+        j = 0
+        while j < len(items):
+            if clocks[j] - self.heat_base > limit:  # rebase at this clock
+                self.heat *= 2.0 ** (-(clocks[j] - self.heat_base) / self._scales)
+                self.heat_base = int(clocks[j])
+            end = int(np.searchsorted(clocks, self.heat_base + limit, side="right"))
+            gain = 2.0 ** ((clocks[j:end, None] - self.heat_base) / self._scales)
+            np.add.at(self.heat, items[j:end], gain)  # in order, repeats included
+            j = end
 
     def score_all(self, user_id: str) -> F32:
         n = len(self.catalog)
@@ -262,7 +272,10 @@ class Student:
     def _features(
         self, states: list[_UserState | None], hists: npt.NDArray[np.int64] | None = None
     ) -> F32:
-        """User tower inputs: [profile, mean history embedding, has_profile, has_history]."""
+        """User tower inputs: [profile, mean history embedding, has_profile, has_history].
+
+        ``hists``: one row of catalog indices per state, ``-1`` where empty (default: each
+        state's own history)."""
         emb = self.catalog.embeddings
         dt = emb.shape[1]
         x = np.zeros((len(states), 2 * dt + 2), dtype=np.float32)
@@ -270,10 +283,23 @@ class Student:
             if st is not None and st.profile is not None:
                 x[r, :dt] = st.profile
                 x[r, -2] = 1.0
-            h = [i for i in hists[r] if i >= 0] if hists is not None else (st.hist if st else [])
-            if h:
-                x[r, dt : 2 * dt] = emb[h].mean(0)
-                x[r, -1] = 1.0
+        if hists is None:
+            width = max([self.cfg.history, 1] + [len(st.hist) for st in states if st is not None])
+            hists = np.full((len(states), width), -1, dtype=np.int64)
+            for r, st in enumerate(states):
+                if st is not None and st.hist:
+                    hists[r, : len(st.hist)] = st.hist
+        mask = hists >= 0
+        n = mask.sum(1)
+        has = np.flatnonzero(n)
+        if len(has):  # each row's mean embedding, summed in history order, a column at a time
+            total = np.zeros((len(states), dt), dtype=np.float32)
+            for j in range(hists.shape[1]):
+                rows = np.flatnonzero(mask[:, j])
+                if len(rows):
+                    total[rows] += emb[hists[rows, j]]
+            x[has, dt : 2 * dt] = total[has] / n[has, None].astype(np.float32)
+            x[has, -1] = 1.0
         return x
 
     def _step(self, batch: list[tuple[str, int, list[int]]]) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from coldstream.settings import Settings
+from coldstream.threads import torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
@@ -74,9 +75,12 @@ class _Parked:
     since: float
 
 
-@dataclass(order=True)
+@dataclass
 class _Waiting:
-    """An encoded item or user event waiting for the interaction stream to reach its time."""
+    """An event waiting for the watermark to pass its time (an interaction, or an item or
+    user event with its teacher vector). The heap holds ``(ts, order, seq, waiting)`` tuples,
+    so ordering is a C tuple comparison (``seq`` is unique): a dataclass ``__lt__`` cost
+    several microseconds per event."""
 
     ts: int
     order: int  # items before users at equal times, as in datasets
@@ -128,7 +132,7 @@ class WorkerCore:
         self.lag: dict[tuple[str, int], int] = {}  # records behind the partition's end
         self.offsets: dict[tuple[str, int], int] = {}  # next offset to apply per partition
         self.parked: dict[str, list[_Parked]] = {}
-        self.waiting: list[_Waiting] = []  # a heap by event time
+        self._heap: list[tuple[int, int, int, _Waiting]] = []  # by event time, order, arrival
         #: the input partitions that still have a backlog (the Faust app sets this); events are
         #: applied up to the watermark they define (:meth:`watermark`)
         self.sources: Callable[[], set[tuple[str, int]]] = set
@@ -195,9 +199,7 @@ class WorkerCore:
         if not items:
             return
         latest = {it.item_id: it for it in items}  # a repeated id in one batch: newest wins
-        t = time.perf_counter()
-        vectors = self.teacher.encode([text_of(it) for it in latest.values()])
-        self.metrics.teacher_encode.observe(time.perf_counter() - t)
+        vectors = self._encode([text_of(it) for it in latest.values()])
         now = self.clock()
         for it, vec in zip(latest.values(), vectors, strict=True):
             self._wait(_Waiting(it.ts, 0, self._next(), now, "item", it.item_id, vec))
@@ -207,20 +209,30 @@ class WorkerCore:
         with_text = {uid: text for uid, text in texts.items() if text}
         if not with_text:
             return
-        t = time.perf_counter()
-        vectors = self.teacher.encode(list(with_text.values()))
-        self.metrics.teacher_encode.observe(time.perf_counter() - t)
+        vectors = self._encode(list(with_text.values()))
         now = self.clock()
         ts = {u.user_id: u.ts for u in users}
         for uid, vec in zip(with_text, vectors, strict=True):
             self._wait(_Waiting(ts[uid], 1, self._next(), now, "user", uid, vec))
+
+    def _encode(self, texts: list[str]) -> Any:
+        t = time.perf_counter()
+        with torch_threads(self.settings.teacher_threads):  # the student trains on fewer
+            vectors = self.teacher.encode(texts)
+        self.metrics.teacher_encode.observe(time.perf_counter() - t)
+        return vectors
 
     def _next(self) -> int:
         self._seq += 1
         return self._seq
 
     def _wait(self, w: _Waiting) -> None:
-        heapq.heappush(self.waiting, w)
+        heapq.heappush(self._heap, (w.ts, w.order, w.seq, w))
+
+    @property
+    def waiting(self) -> list[_Waiting]:
+        """The events not applied yet, in the order they will be."""
+        return [e[3] for e in sorted(self._heap)]
 
     def watermark(self) -> float:
         """Event time up to which every input partition has been read: the oldest newest-time
@@ -235,11 +247,11 @@ class WorkerCore:
         """Hand the models everything waiting up to ``until_ts`` (None: all), in event-time
         order. A released item's parked interactions rejoin the heap at their own times, so
         they interleave with the other waiting events instead of following their item."""
-        heap, ev = self.waiting, self.evaluator
+        heap, ev = self._heap, self.evaluator
         now = self.clock()
         n = 0
-        while heap and (until_ts is None or heap[0].ts <= until_ts):
-            w = heapq.heappop(heap)
+        while heap and (until_ts is None or heap[0][0] <= until_ts):
+            w = heapq.heappop(heap)[3]
             if w.kind == "interaction":
                 n += self._apply(w.vector, now, force=False)
             elif w.kind == "item":
@@ -375,8 +387,8 @@ class WorkerCore:
         self.parked = {}
         for rec, since in state["parked"]:
             self.parked.setdefault(rec.item_id, []).append(_Parked(rec, since))
-        self.waiting = list(state["waiting"])
-        heapq.heapify(self.waiting)
+        self._heap = [(w.ts, w.order, w.seq, w) for w in state["waiting"]]
+        heapq.heapify(self._heap)
         self._seq = int(state["seq"])
         self.model_events = int(state["model_events"])
         self.metrics.model_events.set(self.model_events)
