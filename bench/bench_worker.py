@@ -8,10 +8,21 @@ On the embedded broker, one generated dataset is loaded once; then, on the same 
   reading the same topic (on a prefix of it: it is slow);
 - ``faust_batch``: a Faust agent on coldstream's batch transport (``streams/transport.py``),
   decoding every record of each batch with orjson, on the whole topic;
-- ``worker``: ``coldstream worker --role student``'s code path: the batch transport, validation,
-  the teacher for items, the student learning every interaction (consume, decode, validate,
-  train), timed from its first batch to its last interaction;
+- ``worker``: ``coldstream worker --role student``'s code path on all three topics: the batch
+  transport, validation, event-time ordering, the student learning every interaction (consume,
+  decode, validate, train), timed from its first batch to its last interaction. The teacher's
+  vectors for the item and user texts are computed before (``teacher`` below), so this row is
+  the rate the issue's goal names;
+- ``worker_with_teacher``: the same with the teacher encoding every item and user text inline
+  (what a backlog with one new item or profile per ~30 interactions costs);
+- ``teacher``: texts/s of the teacher (all cores, as the worker runs it);
+- ``student_in_memory``: the student's ``learn_one`` alone on the same interactions, no Kafka;
 - ``river``: River's ``BiasedMF`` learning the same interactions through ``learn_one``.
+
+It also counts the student's floating-point work per interaction (torch's FLOP counter on its
+training steps, plus the numpy refresh of cached content rows) and measures this machine's
+single-thread sgemm rate: their ratio, times the cores, is the most interactions/s this student
+could learn here if its step ran at the machine's peak.
 
 Run: ``python -m bench.bench_worker --events 200000`` (``--json FILE`` to keep the numbers).
 """
@@ -27,21 +38,26 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import numpy as np
 import orjson
+import torch
 from prometheus_client import CollectorRegistry
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import show
 from coldstream.settings import Settings
-from coldstream.threads import limit_threads
+from coldstream.threads import cores, limit_threads, torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.registry import build_models
-from models.teacher import load_teacher
+from models.student import StudentConfig
+from models.teacher import TextEncoder, load_teacher, text_of
+from models.trainer import Student
 from streams.app import WorkerApp, run_worker
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import Interaction
+from streams.records import Interaction, Item, User
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
 from streams.transport import BatchApp, RecordBatch
@@ -120,11 +136,30 @@ async def _faust_agent(settings: Settings, topic: str, n: int, *, batches: bool)
     return float(state["n"] / (state["t1"] - state["t0"]))
 
 
-def _worker(settings: Settings, total: int, checkpoints: Path) -> float:
+class _Precomputed:
+    """A teacher whose vectors for the given texts were computed up front (timed)."""
+
+    def __init__(self, teacher: TextEncoder, texts: list[str]) -> None:
+        self.name, self.dim = teacher.name, teacher.dim
+        unique = list(dict.fromkeys(texts))
+        t0 = time.perf_counter()
+        with torch_threads(0):
+            vectors = teacher.encode(unique)
+        self.seconds = time.perf_counter() - t0
+        self.texts = len(unique)
+        self._vectors = dict(zip(unique, vectors, strict=True))
+
+    def encode(self, texts: Any) -> Any:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts])
+
+
+def _worker(settings: Settings, teacher: TextEncoder, total: int, checkpoints: Path) -> float:
     core = WorkerCore(
         settings,
         role="student",
-        teacher=load_teacher(None),
+        teacher=teacher,
         metrics=WorkerMetrics.create(CollectorRegistry()),
         eval_every=10**9,
     )
@@ -150,6 +185,71 @@ def _worker(settings: Settings, total: int, checkpoints: Path) -> float:
     return total / (end[0] - first[0])
 
 
+def _student(
+    dataset: Any, teacher: _Precomputed, interactions: list[Interaction]
+) -> dict[str, float]:
+    """The student's learn_one alone (items and profiles in event order, as the worker applies
+    them, untimed), and its floating-point work per interaction over 20 training steps."""
+    catalog = Catalog(teacher.dim)
+    student = build_models(["student"], catalog, threshold=None)["student"]
+    assert isinstance(student, Student)
+    cfg: StudentConfig = student.cfg
+    step = student._step
+    counted = {"flops": 0.0, "events": 0, "steps": 0}
+
+    def counting_step(batch: Any) -> None:
+        if 100 <= student.steps < 120:  # a catalog of some size, as in the timed run
+            with FlopCounterMode(display=False) as fc:
+                step(batch)
+            refreshed = min(len(catalog), cfg.refresh_items)  # numpy, not counted by torch
+            counted["flops"] += fc.get_total_flops() + refreshed * 2 * (
+                catalog.dim * cfg.hidden + cfg.hidden * (cfg.dim + 1)
+            )
+            counted["events"] += len(batch)
+        else:
+            step(batch)
+
+    student._step = counting_step  # type: ignore[method-assign]
+    spent = 0.0
+    with limit_threads(1):
+        for rec in dataset.records():
+            if isinstance(rec, Item):
+                student.observe_item(catalog.add(rec.item_id, teacher.encode([text_of(rec)])[0]))
+            elif isinstance(rec, User):
+                text = text_of(rec)
+                if text:
+                    student.observe_user(rec.user_id, teacher.encode([text])[0])
+            else:
+                index = catalog.get(rec.item_id)
+                if index is None:  # an unannounced item, as the worker applies it
+                    index = catalog.add(rec.item_id, None)
+                    student.observe_item(index)
+                t0 = time.perf_counter()
+                student.learn_one(rec.user_id, index, rec.value, rec.ts)
+                spent += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        student.flush()
+        spent += time.perf_counter() - t0
+    return {
+        "student_in_memory_events_per_s": len(interactions) / spent,
+        "student_mflop_per_event": counted["flops"] / max(1, counted["events"]) / 1e6,
+    }
+
+
+def _sgemm_gflops() -> float:
+    """Single-thread float32 matrix product rate (1024^3, best of 5)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = 0.0
+    with limit_threads(1):
+        a @ b
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(4):
+                a @ b
+            best = max(best, 4 * 2 * 1024**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def _river(interactions: list[Interaction]) -> float:
     catalog = Catalog(8)
     model = build_models(["river"], catalog, threshold=None)["river"]
@@ -164,7 +264,7 @@ def _river(interactions: list[Interaction]) -> float:
 
 
 def run(events: int, plain_events: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"events": events, "machine": platform.machine()}
+    results: dict[str, Any] = {"events": events, "machine": platform.machine(), "cores": cores()}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         data = Path(tmp) / "data"
         write_jsonl(generate(SyntheticConfig(users=5000, items=3000, events=events, seed=1)), data)
@@ -173,8 +273,10 @@ def run(events: int, plain_events: int) -> dict[str, Any]:
         ensure_topics(settings)
         publish_dataset(dataset, settings)
         topic = settings.topics.interactions
-        interactions = [r for r in dataset.records() if isinstance(r, Interaction)]
+        records = list(dataset.records())
+        interactions = [r for r in records if isinstance(r, Interaction)]
         total = len(interactions)
+        texts = [text_of(r) for r in records if isinstance(r, Item | User)]
 
         results["raw_aiokafka_events_per_s"] = asyncio.run(_raw_aiokafka(settings, topic, total))
         results["faust_plain_events_per_s"] = asyncio.run(
@@ -183,12 +285,27 @@ def run(events: int, plain_events: int) -> dict[str, Any]:
         results["faust_batch_events_per_s"] = asyncio.run(
             _faust_agent(settings, topic, total, batches=True)
         )
-        results["worker_events_per_s"] = _worker(settings, total, Path(tmp) / "ckpt")
+        real = load_teacher(None)
+        teacher = _Precomputed(real, [t for t in texts if t])
+        results["teacher_texts"] = teacher.texts
+        results["teacher_texts_per_s"] = teacher.texts / teacher.seconds
+        results["worker_events_per_s"] = _worker(settings, teacher, total, Path(tmp) / "w1")
+        inline = settings.model_copy(update={"group_id": "bench-inline"})
+        results["worker_with_teacher_events_per_s"] = _worker(inline, real, total, Path(tmp) / "w2")
+        results.update(_student(dataset, teacher, interactions))
         results["river_events_per_s"] = _river(interactions)
+    results["sgemm_gflops_1_thread"] = _sgemm_gflops()
+    results["student_at_peak_events_per_s"] = (
+        results["cores"]
+        * results["sgemm_gflops_1_thread"]
+        * 1e3
+        / results["student_mflop_per_event"]
+    )
     w = results["worker_events_per_s"]
     results["worker_vs_river"] = w / results["river_events_per_s"]
     results["worker_vs_raw_aiokafka"] = w / results["raw_aiokafka_events_per_s"]
     results["worker_vs_faust_plain"] = w / results["faust_plain_events_per_s"]
+    results["worker_vs_student_in_memory"] = w / results["student_in_memory_events_per_s"]
     results["faust_batch_vs_faust_plain"] = (
         results["faust_batch_events_per_s"] / results["faust_plain_events_per_s"]
     )
