@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from bench.bench_serving import STUDENT_DIM, TEACHER_DIM, USERS, pct, tables
+from bench.bench_serving import STUDENT_DIM, TEACHER_DIM, USERS, bench_session, tables
 from bench.common import show
 from exporters.snapshot import SnapshotStore
 from serving.scorer import CUDA, Scorer
@@ -89,28 +89,6 @@ def one_by_one(scorer: Scorer, queries: F32) -> tuple[F32, I64]:
     return np.concatenate([s for s, _ in parts]), np.concatenate([i for _, i in parts])
 
 
-def measure(scorer: Scorer, batch: int, runs: int, budget_s: float) -> dict[str, float]:
-    """p50/p99 of one ``topk()`` of ``batch`` random users (rows drawn outside the timer), after
-    10 warm-up calls; ``runs`` samples, fewer where they pass ``budget_s`` (at least 10)."""
-    rng = np.random.default_rng(1)
-    q = scorer.tables.queries
-    for _ in range(10):
-        scorer.topk(q[rng.integers(0, USERS, batch)])
-    lat: list[float] = []
-    start = time.perf_counter()
-    while len(lat) < runs and (time.perf_counter() - start < budget_s or len(lat) < 10):
-        rows = q[rng.integers(0, USERS, batch)]
-        t = time.perf_counter()
-        scorer.topk(rows)
-        lat.append(time.perf_counter() - t)
-    return {
-        "p50_ms": pct(lat, 50) * 1e3,
-        "p99_ms": pct(lat, 99) * 1e3,
-        "users_per_s": batch * len(lat) / sum(lat),
-        "runs": len(lat),
-    }
-
-
 def bench_snapshot(root: Path, n: int, width: int, args: argparse.Namespace) -> dict[str, Any]:
     store = SnapshotStore(root)
     store.write(tables(n, width), k_max=20, events_seen=0, newest_event_ts=None)
@@ -137,7 +115,10 @@ def bench_snapshot(root: Path, n: int, width: int, args: argparse.Namespace) -> 
     )
     for name, scorer in (("cuda", gpu), ("cpu", cpu)):
         for batch in (1, 256):
-            for key, value in measure(scorer, batch, args.runs, args.budget).items():
+            measured = bench_session(
+                scorer, batch, args.budget, runs=args.runs, warmup=10, least=10
+            )
+            for key, value in measured.items():
                 res[f"{name} b{batch} {key}"] = value
     return res
 

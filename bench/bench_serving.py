@@ -59,21 +59,34 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
 
-def bench_session(scorer: Scorer, batch: int, budget_s: float) -> dict[str, float]:
+def bench_session(
+    scorer: Scorer,
+    batch: int,
+    budget_s: float,
+    *,
+    runs: int = 5000,
+    warmup: int = 2,
+    least: int = 20,
+) -> dict[str, float]:
+    """p50/p99 of one ``topk()`` of ``batch`` random users (rows drawn outside the timer) and
+    users/s, after ``warmup`` untimed calls: samples until ``budget_s`` has passed (at least
+    ``least``, at most ``runs``)."""
     rng = np.random.default_rng(1)
     q = scorer.tables.queries
+    for _ in range(warmup):
+        scorer.topk(q[rng.integers(0, USERS, batch)])
     lat: list[float] = []
     start = time.perf_counter()
-    while (time.perf_counter() - start < budget_s or len(lat) < 20) and len(lat) < 5000:
+    while len(lat) < runs and (time.perf_counter() - start < budget_s or len(lat) < least):
         rows = q[rng.integers(0, USERS, batch)]
         t = time.perf_counter()
         scorer.topk(rows)
         lat.append(time.perf_counter() - t)
-    lat = lat[2:]  # warm-up
     return {
         "p50_ms": pct(lat, 50) * 1e3,
         "p99_ms": pct(lat, 99) * 1e3,
         "users_per_s": batch * len(lat) / sum(lat),
+        "runs": len(lat),
     }
 
 

@@ -30,16 +30,10 @@ def cores() -> int:
 @contextmanager
 def limit_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads and ``n`` BLAS threads."""
-    import torch
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(n), threadpool_limits(n):
+        yield
 
 
 @contextmanager

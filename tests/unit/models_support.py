@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 
+from coldstream.threads import torch_threads
 from models.catalog import Catalog
 from models.protocol import Recommender
 from models.registry import MODEL_NAMES, build_models
@@ -71,7 +71,5 @@ def feed(model: Recommender, events: list[tuple[str, int]], t0: int = 0) -> None
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     """The student's matrices are tiny: one torch thread is faster and immune to a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
