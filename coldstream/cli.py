@@ -28,6 +28,7 @@ from coldstream.commands.compare import (
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
 from coldstream.settings import Settings
+from streams.datasets import FORMAT_CHOICES, FORMAT_HELP
 
 __all__ = ["app", "main"]
 
@@ -217,7 +218,7 @@ def generate(
 @app.command()
 def load(
     source: Annotated[Path, typer.Argument(help="a dataset directory or file")],
-    format: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or movielens")] = "auto",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
@@ -236,7 +237,7 @@ def load(
 
     if format not in FORMATS:
         raise typer.BadParameter(
-            f"unknown format {format!r}: use auto, jsonl, csv or movielens", param_hint="--format"
+            f"unknown format {format!r}: use {FORMAT_CHOICES}", param_hint="--format"
         )
     settings = _settings(
         broker=broker, topic_prefix=topic_prefix, partitions=partitions, field_map=_field_map(field)

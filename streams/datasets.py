@@ -7,10 +7,14 @@ Formats (``fmt``):
   interactions. One JSON object a line, in the fields of DESIGN.md (or a field map).
 - ``csv``: the same three files as ``.csv`` with a header row (a single ``.csv`` file is read as
   interactions). Lists such as ``tags`` are written ``a|b``; empty cells count as missing.
-- ``movielens``: the MovieLens csv layout, ``ratings.csv`` (userId,movieId,rating,timestamp in
-  epoch seconds) and ``movies.csv`` (movieId,title,genres). Genres become tags, the year in the
-  title becomes ``attributes.year``, and each movie is announced by an item event just before its
-  first rating (same time, ordered before it). Movies nobody rated are not announced.
+- ``movielens``: a MovieLens directory, in any of its three layouts (:mod:`streams.movielens`):
+  ``ratings.csv`` + ``movies.csv`` (ml-latest, ml-20m, ml-25m; with a header row), ``u.data`` +
+  ``u.item`` (+ ``u.genre``) (ml-100k; tab- and ``|``-separated) or ``ratings.dat`` +
+  ``movies.dat`` (ml-1m, ml-10m; ``::``-separated). Ratings are explicit feedback with times in
+  epoch seconds. Genres become tags, the year in the title becomes ``attributes.year``, and each
+  movie is announced by an item event just before its first rating (same time, ordered before
+  it). Movies nobody rated are not announced; ratings of movies the movies file lacks are
+  invalid rows (``unknown_item``).
 
 Order: records are sorted by event time; at equal times items come first, then users, then
 interactions, each in file order. So an item event always precedes the first interaction with
@@ -30,8 +34,9 @@ line and the raw text) instead of stopping the read.
 from __future__ import annotations
 
 import csv
-import re
+import gc
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,25 +44,28 @@ from typing import Any, Literal
 import orjson
 
 from streams.exceptions import DatasetError
-from streams.records import (
-    FieldMap,
-    Interaction,
-    Invalid,
-    Item,
-    Limits,
-    Record,
-)
+from streams.records import FieldMap, Invalid, Limits, Record
 from streams.validation import parse, parse_obj
 
-__all__ = ["FORMATS", "KIND_ORDER", "BadRow", "Dataset", "detect_format", "open_dataset"]
+__all__ = [
+    "FORMATS",
+    "FORMAT_CHOICES",
+    "FORMAT_HELP",
+    "KIND_ORDER",
+    "BadRow",
+    "Dataset",
+    "detect_format",
+    "open_dataset",
+]
 
 Format = Literal["jsonl", "csv", "movielens"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "csv", "movielens")
+#: the accepted formats, as ``--format``'s help and the errors about it say them
+FORMAT_CHOICES = "auto, jsonl, csv or movielens"
+FORMAT_HELP = f"{FORMAT_CHOICES} (MovieLens: a directory with ratings.csv, u.data or ratings.dat)"
 #: items before users before interactions at equal event times
 KIND_ORDER = {"item": 0, "user": 1, "interaction": 2}
 _FILES = {"interaction": "interactions", "item": "items", "user": "users"}
-_YEAR = re.compile(r"\((\d{4})\)\s*$")
-_NO_GENRES = "(no genres listed)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +105,10 @@ class Dataset:
 
 def detect_format(path: Path) -> Format:
     """Tell the format of ``path`` from the files it holds; a clear error if it can't."""
+    from streams.movielens import EXPECTED, layout_of
+
     if path.is_dir():
-        if (path / "ratings.csv").is_file() and (path / "movies.csv").is_file():
+        if layout_of(path) is not None:
             return "movielens"
         if (path / "interactions.jsonl").is_file():
             return "jsonl"
@@ -106,7 +116,7 @@ def detect_format(path: Path) -> Format:
             return "csv"
         raise DatasetError(
             f"cannot tell the format of {path}: expected interactions.jsonl (jsonl), "
-            "interactions.csv (csv) or ratings.csv + movies.csv (movielens); "
+            f"interactions.csv (csv) or {EXPECTED} (movielens); "
             "or pass --format jsonl, csv or movielens"
         )
     if path.suffix == ".jsonl":
@@ -136,19 +146,31 @@ def open_dataset(
     if not path.exists():
         raise DatasetError(f"{path} does not exist")
     if fmt not in FORMATS:
-        raise DatasetError(f"unknown format {fmt!r}: use auto, jsonl, csv or movielens")
+        raise DatasetError(f"unknown format {fmt!r}: use {FORMAT_CHOICES}")
     kind_fmt: Format = detect_format(path) if fmt == "auto" else fmt  # type: ignore[assignment]
     reader = _Reader(fields or FieldMap(), limits or Limits())
-    if kind_fmt == "movielens":
-        if not path.is_dir():
-            raise DatasetError(f"movielens format needs a directory with ratings.csv: {path}")
-        reader.movielens(path)
-        fb = feedback or "explicit"
-    else:
-        reader.tables(path, kind_fmt)
-        fb = feedback or _meta_feedback(path) or "implicit"
-    events = [r for _, _, r in sorted(reader.keyed, key=lambda t: (t[0], t[1]))]
+    with _gc_paused():  # millions of new, acyclic records: collections would only rescan them
+        if kind_fmt == "movielens":
+            from streams.movielens import read_movielens  # it builds on this module's _Reader
+
+            read_movielens(path, reader)
+            fb = feedback or "explicit"
+        else:
+            reader.tables(path, kind_fmt)
+            fb = feedback or _meta_feedback(path) or "implicit"
+        events = [r for _, _, r in sorted(reader.keyed, key=lambda t: (t[0], t[1]))]
     return Dataset(path=path, format=kind_fmt, feedback=fb, events=events, bad=reader.bad)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _meta_feedback(path: Path) -> Literal["explicit", "implicit"] | None:
@@ -192,68 +214,6 @@ class _Reader:
                 else:
                     rec = parse_obj(kind, obj, fields=self.fields, limits=self.limits)
                 self.add(rec, kind, file.name, line, raw)
-
-    def movielens(self, path: Path) -> None:
-        movies: dict[str, tuple[dict[str, Any], int, str]] = {}
-        for line, raw, row in _csv_rows(path / "movies.csv", need=("movieId", "title")):
-            assert row is not None
-            title = (row.get("title") or "").strip()
-            genres = [g for g in (row.get("genres") or "").split("|") if g and g != _NO_GENRES]
-            year = _YEAR.search(title)
-            obj = {
-                "item_id": row.get("movieId"),
-                "title": title,
-                "tags": genres,
-                "attributes": {"year": int(year.group(1))} if year else {},
-            }
-            movies[str(row.get("movieId"))] = (obj, line, raw)
-        announced: dict[str, Invalid | None] = {}  # item id -> None, or why it can't be announced
-        need = ("userId", "movieId", "rating", "timestamp")
-        for line, raw, row in _csv_rows(path / "ratings.csv", need=need):
-            assert row is not None
-            obj = {
-                "user_id": row.get("userId"),
-                "item_id": row.get("movieId"),
-                "value": row.get("rating"),
-                "event": "rating",
-                "ts": row.get("timestamp"),
-            }
-            rec: Record | Invalid = parse_obj("interaction", obj, limits=self.limits)
-            if isinstance(rec, Interaction):
-                if rec.item_id not in announced:
-                    announced[rec.item_id] = self._announce(movies.get(rec.item_id), rec)
-                why = announced[rec.item_id]
-                if why is not None:
-                    rec = Invalid("unknown_item", f"movieId {rec.item_id}: {why.reason}")
-            self.add(rec, "interaction", "ratings.csv", line, raw)
-        # A movie is announced at the first rating read; move each announcement to the movie's
-        # earliest rating time, in case the file is not in time order.
-        self._announce_at_first_rating()
-
-    def _announce(
-        self, movie: tuple[dict[str, Any], int, str] | None, first: Interaction
-    ) -> Invalid | None:
-        if movie is None:
-            return Invalid("unknown_item", "not in movies.csv")
-        obj, line, raw = movie
-        item = parse_obj("item", {**obj, "ts": first.ts}, limits=self.limits)
-        self.add(item, "item", "movies.csv", line, raw)
-        return item if isinstance(item, Invalid) else None
-
-    def _announce_at_first_rating(self) -> None:
-        first: dict[str, int] = {}
-        for ts, _, rec in self.keyed:
-            if isinstance(rec, Interaction):
-                prev = first.get(rec.item_id)
-                if prev is None or ts < prev:
-                    first[rec.item_id] = ts
-        fixed = []
-        for ts, order, rec in self.keyed:
-            if isinstance(rec, Item) and rec.item_id in first and first[rec.item_id] != ts:
-                ts = first[rec.item_id]
-                rec = Item(rec.item_id, rec.title, ts, rec.text, rec.tags, rec.attributes)
-            fixed.append((ts, order, rec))
-        self.keyed = fixed
 
 
 def _jsonl_rows(file: Path) -> Iterator[tuple[int, str, Any]]:

@@ -38,7 +38,8 @@ from coldstream.commands.compare import (
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
 from coldstream.threads import limit_threads
-from streams.datasets import FORMATS, open_dataset
+from streams.datasets import FORMAT_CHOICES, FORMAT_HELP, FORMATS, open_dataset
+from streams.movielens import EXPECTED as MOVIELENS_FILES
 from streams.records import Record
 
 __all__ = ["evaluate", "pretrain"]
@@ -47,12 +48,12 @@ __all__ = ["evaluate", "pretrain"]
 def _check_source(source: Path, fmt: str) -> None:
     if fmt not in FORMATS:
         raise typer.BadParameter(
-            f"unknown format {fmt!r}: use auto, jsonl, csv or movielens", param_hint="--format"
+            f"unknown format {fmt!r}: use {FORMAT_CHOICES}", param_hint="--format"
         )
     if not source.exists():
         raise typer.BadParameter(
             f"{source} does not exist: give a jsonl directory (coldstream generate), a csv file "
-            "or a MovieLens directory (ratings.csv + movies.csv)",
+            f"or a MovieLens directory ({MOVIELENS_FILES})",
             param_hint="SOURCE",
         )
 
@@ -72,7 +73,7 @@ def _load(source: Path, fmt: str) -> tuple[list[Record], str]:
 
 def evaluate(
     source: Annotated[Path, typer.Argument(help="dataset: jsonl dir, csv file or MovieLens dir")],
-    format: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or movielens")] = "auto",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     models: ModelsOpt = DEFAULT_MODELS,
     k: KOpt = 20,
     report: ReportOpt = Path("reports/evaluate"),
@@ -120,7 +121,7 @@ def _evaluate(source: Path, format: str, opts: Options) -> None:
 def pretrain(
     source: Annotated[Path, typer.Argument(help="history: jsonl dir, csv file or MovieLens dir")],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="checkpoint file to write")],
-    format: Annotated[str, typer.Option("--format", help="auto, jsonl, csv or movielens")] = "auto",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     teacher: Annotated[str | None, typer.Option(help="teacher model dir or name")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="passes over the history")] = 1,
     seed: Annotated[int, typer.Option(help="seed")] = 0,

@@ -131,3 +131,26 @@ def test_bad_arguments_exit_2_with_advice(movielens: Path, args: list[str], mess
 def test_missing_source(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "does not exist" in _plain(res.output)
+
+
+def test_evaluate_reads_the_ml100k_layout(tmp_path: Path) -> None:
+    """A u.data + u.item directory (made-up rows) is found by --format auto."""
+    d = tmp_path / "ml-100k"
+    d.mkdir()
+    flags = "|".join(["0"] * 19)
+    (d / "u.item").write_bytes(
+        "".join(f"{i + 1}|{t}|01-Jan-1995||http://x|{flags}\n" for i, t in enumerate(MOVIES))
+        .replace("Amelie", "Amélie")
+        .encode("latin-1")
+    )
+    ratings = [
+        f"{u}\t{(u * 3 + j) % 8 + 1}\t{1 + (u + j) % 5}\t{964_980_000 + 97 * j + 13 * u}"
+        for u in range(1, 7)
+        for j in range(4)
+    ]
+    ratings.append("6\t99\t4\t964990000")  # a movie u.item lacks: skipped
+    (d / "u.data").write_text("\n".join(ratings) + "\n")
+    out = tmp_path / "report"
+    res = runner.invoke(app, ["evaluate", str(d), "--models", "popularity", "--report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert orjson.loads((out / "report.json").read_bytes())["events"] == 24
