@@ -1,6 +1,10 @@
 """A synthetic, time-ordered recommender dataset with real structure, for testing cold start.
 
-The generative model (all randomness from ``seed``; the same config gives byte-identical files):
+The generative model (all randomness from ``seed``; the same config gives byte-identical files).
+The defaults are calibrated on MovieLens 100K: there, and on the default stream, the online
+item-to-item kNN ranks best (overall and on items with 1 or more interactions), popularity
+with a 7-day half-life second, River MF third, teacher content similarity last overall but
+best on brand-new items.
 
 Topics. ``T = topics`` topics, the first T of :data:`streams._vocab.TOPICS` (outdoors, cooking,
 jazz, astronomy, ...), each with ~30 real English words and six adjectives, no word shared
@@ -11,41 +15,87 @@ Items ``i0, i1, ...`` in order of arrival. Topic mixture ``theta_i``: a main top
 ``1 - w`` spread by a Dirichlet(0.5). Title, description and tags fill shared templates with
 words whose topics are drawn from ``theta_i`` (the title's first noun from the main topic), so
 items of the same main topic read alike; ``attributes`` are ``category`` (main topic label) and
-``price``. A latent quality ``q_i = exp(1.5 z_i)``, ``z_i ~ N(0, 1)``, is in no text: the long
+``price``. A latent quality ``q_i = exp(2 z_i)``, ``z_i ~ N(0, 1)``, is in no text: the long
 tail only collaborative signals reveal. ``max(1, round(items * initial_item_fraction))`` items
 exist from the start (item event at ``start_ts``); the rest arrive at event indices drawn
 uniformly over the stream, each item event 1 ms before the first interaction that may use it.
 
+Series. ``S = T * series_per_topic`` hidden series (sub-genres, franchises) ``t * k + r``
+(``k = series_per_topic``, ``r < k``) whose home is topic ``t``. Item ``i`` is in series
+``s_i = h_i * k + r_i`` with ``r_i`` uniform and home ``h_i`` its main topic with probability
+0.5, else a uniform topic. No text or attribute names the series, and about half of a series'
+items are about other topics than its home: item-to-item co-occurrence sees it, the text
+cannot. ``meta["item_series"][i]`` is ``s_i``.
+
+Trends. An item that arrives at event index ``a_i`` (not the initial ones) has a trend height
+``A_i = trend_strength * exp(1.5 x_i - 1.125)`` (mean ``trend_strength``, heavy-tailed: the
+median is a third of it, one item in fifteen gets three times it) and a peak time
+``tau_i = max(50, events / 25) * exp(0.5 y_i)`` events, ``x_i, y_i ~ N(0, 1)``.
+``meta["item_trend"][i]`` is ``[A_i, a_i + tau_i]`` (rounded; ``None`` for initial items).
+
 Users ``u0, u1, ...`` in order of arrival. 1-4 favourite topics (drawn ∝ ``g``) share 85% of
 the taste by Dirichlet(2) weights, a Dirichlet(1) background over all topics the other 15%;
-``pref_u`` is that vector over its maximum. Activity ``a_u = exp(N(0, 1))``. The last
-``round(users * new_user_fraction)`` users (never all, fewer than ``events``) are new: each
-arrives at its own event index and that event is theirs. A random ``round(users *
-profile_fraction)`` users get a user event (at ``start_ts``, or 1 ms before a new user's first
-interaction): text such as "Enjoys hiking, telescope and stargazing." (words drawn from topics
-∝ ``pref_u ** 2``), tags the labels of up to three topics with ``pref_u >= 0.4``.
+``pref_u`` is that vector over its maximum. A hidden series taste splits each topic's liking
+among its series: ``spref_u[t * k + r] = pref_u[t] * d_utr / max_r d_utr`` with ``d_ut ~
+Dirichlet(0.5)`` over the topic's k series (a fan of a topic likes one or two of its series
+most). Activity ``a_u = exp(N(0, 1))``. The last ``round(users * new_user_fraction)`` users
+(never all, fewer than ``events``) are new: each arrives at its own event index and that
+event is theirs. A random ``round(users * profile_fraction)`` users get a user event (at
+``start_ts``, or 1 ms before a new user's first interaction): text such as "Enjoys hiking,
+telescope and stargazing." (words drawn from topics ∝ ``pref_u ** 2``), tags the labels of up
+to three topics with ``pref_u >= 0.4``. Profiles say nothing of series.
 
 Interactions. ``events`` of them; event ``j`` at ``ts_j = start_ts + gap_0 + ... + gap_j``,
 ``gap = max(2, round(Exponential(mean_gap_ms)))`` ms, so times strictly increase and an item or
-user event fits strictly between two interactions. At event ``j`` (unless a new user arrives
-there) a user is drawn ∝ ``a_u`` among users that exist, then an item among existing items
-∝ ``exp(6 * pref_u · theta_i) * q_i * f_i``; an item that arrived at index ``s`` has freshness
-``f_i = 1 + 30 * exp(-(j - s) / tau)``, ``tau = max(20, events / 250)`` events (``f_i = 1`` for
-initial items). Weights are computed once per block of at most 256 events, and a block starts at
-every arrival and at the drift point, so nothing is drawn before it exists. An item the user has
-already seen is kept with probability 0.05 for implicit feedback (0 for explicit), else redrawn
-among the items they have not seen (kept if they have seen them all).
+user event fits strictly between two interactions. The default ``mean_gap_ms`` (3 minutes)
+makes 100k events span about 7 months, as MovieLens 100K's do; the default ``start_ts``
+(2020-01-01) keeps streams of up to about 1.2M events in the past (a Kafka broker may refuse
+record timestamps in the future: ``coldstream load`` sends event times as record timestamps).
+
+Sessions: users act in bursts. Eight session slots are open, plus one for the first session of
+each new user while it lasts. At event ``j`` a new user who arrives there opens their slot and
+acts; else a slot is drawn uniformly among the open ones, and if it is empty a session starts
+there with a user drawn ∝ ``a_u`` among the users that arrived before ``j``. That slot's user
+acts, and their session then ends with probability ``1 / session_length`` (lengths are
+geometric with mean ``session_length``; an ended session empties its slot, and a new user's
+slot closes). Sessions interleave: the events of one are about eight events apart, a user's
+sessions usually thousands. ``session_length = 1``: no sessions, the user of each event is
+drawn ∝ ``a_u`` among existing users on its own.
+
+The item. At event ``j`` user ``u`` weighs each existing item
+
+    w_ui = exp(3 pref_u · theta_i + series_taste * spref_u[s_i]) * q_i * f_i(j)
+
+with ``f_i = 1`` for initial items, else (``d = j - a_i`` events since arrival)
+``f_i = 1 + 30 exp(-d / tau) + A_i * (d / tau_i) * exp(1 - d / tau_i)``, ``tau = max(20,
+events / 250)``: a freshness boost that only fades plus a trend that rises to ``1 + A_i`` at
+``d = tau_i`` and fades. Weights are computed once per block of at most 256 events, and a
+block starts at every arrival and at the drift point, so nothing is drawn before it exists. On
+an event that continues a session, with probability ``session_affinity`` the item is drawn ∝
+``w`` among the existing items of the previous item's series that the user has not seen (as
+below if there are none). Otherwise it is drawn ∝ ``w`` among all existing items, and an item
+the user has already seen is kept with probability 0.05 for implicit feedback (0 for
+explicit), else redrawn among the items they have not seen (kept if they have seen them all).
 
 Feedback. With affinity ``a = pref_u · theta_i`` in [0, 1] and ``z`` the item's quality score:
 implicit: ``value`` 1.0, ``event`` "purchase" with probability ``0.03 + 0.12 a``, else
-"click"; explicit: ``event`` "rating", ``value = clip(round_to_half(2 + 2.3 a + 0.35 z +
-N(0, 0.6)), 1, 5)``.
+"click"; explicit: ``event`` "rating", ``value = clip(round_to_half(3.2 + 0.4 a + 0.6 z + b_u
++ N(0, 0.7)), 1, 5)`` with a user bias ``b_u ~ N(0, 0.45)``: as on MovieLens, who rates and
+what is rated say more than the genre match.
 
 Drift. With ``drift_at``, from event ``d = round(drift_at * events)`` on, 80% of users (drawn at
 random) have tastes remapped: the fans of the k-th most popular topic now like the k-th least
-popular one (``meta["drift_permutation"][t]`` is where topic t's weight goes), so the topic mix
-of the stream changes clearly. Profiles keep the old tastes. ``meta`` records ``drift_index``
+popular one (``meta["drift_permutation"][t]`` is where topic t's weight goes), and their taste
+for series ``t * k + r`` moves to series ``drift_permutation[t] * k + r``, so the topic mix of
+the stream changes clearly. Profiles keep the old tastes. ``meta`` records ``drift_index``
 (``d``) and ``drift_ts`` (``ts_d``).
+
+Switches. ``session_length=1`` (no bursts) or ``session_affinity=0`` (bursts, no series
+affinity inside them), ``series_taste=0`` (no hidden series taste) and ``trend_strength=0``
+(no trends) each take one part out. ``meta["counts"]`` records ``sessions`` (sessions begun;
+``events`` without sessions), ``session_continuations`` (events drawn within the previous
+item's series) and ``trending_items`` (items whose trend at least doubles their weight,
+``A_i >= 1``).
 
 >>> ds = generate(SyntheticConfig(users=50, items=40, events=300, seed=1))
 >>> len(ds.items), len(ds.interactions), ds.meta["topics"][:3]
@@ -75,14 +125,21 @@ from streams.records import Interaction, Item, Record, User, to_json
 
 __all__ = ["SyntheticConfig", "SyntheticDataset", "generate", "write_jsonl"]
 
-_BETA = 6.0  # strength of taste in the choice model
-_QUALITY_SIGMA = 1.5
+_BETA = 3.0  # strength of topic taste in the choice model
+_QUALITY_SIGMA = 2.0
 _ACTIVITY_SIGMA = 1.0
 _FRESH_BOOST = 30.0
 _BLOCK = 256  # events per weight computation at most
 _ROW = 64  # item group size of the two-level draw
 _REPEAT_PROB = 0.05
 _DRIFT_SHARE = 0.8
+_SLOTS = 8  # session slots (besides one per new user's first session)
+_SERIES_HOME = 0.5  # share of items whose series is one of their main topic's
+_SERIES_SPLIT = 0.5  # Dirichlet concentration of a user's taste among a topic's series
+_TREND_SIGMA = 1.5  # spread of log trend heights
+_TREND_TIME = 25.0  # typical trend peak: events / _TREND_TIME after arrival
+_TREND_TIME_SIGMA = 0.5  # spread of log trend peak times
+_RATING = (3.2, 0.4, 0.6, 0.45, 0.7)  # base, taste, quality, user bias sd, noise sd
 _PROGRESS_EVERY = 10_000
 _FloatArr = np.ndarray[Any, np.dtype[np.float64]]
 _IntArr = np.ndarray[Any, np.dtype[np.int64]]
@@ -102,8 +159,13 @@ class SyntheticConfig:
     profile_fraction: float = 0.7
     feedback: Literal["implicit", "explicit"] = "implicit"
     drift_at: float | None = None
-    start_ts: int = 1_704_067_200_000
-    mean_gap_ms: float = 1000.0
+    start_ts: int = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+    mean_gap_ms: float = 180_000.0
+    session_length: float = 10.0
+    session_affinity: float = 0.6
+    series_per_topic: int = 4
+    series_taste: float = 5.0
+    trend_strength: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("users", "items", "events"):
@@ -130,6 +192,16 @@ class SyntheticConfig:
             raise ValueError(
                 f"mean_gap_ms must be >= 2 (ms between events), got {self.mean_gap_ms}"
             )
+        if not self.session_length >= 1.0:
+            raise ValueError(f"session_length must be >= 1 (events), got {self.session_length}")
+        if not 0.0 <= self.session_affinity <= 1.0:
+            raise ValueError(f"session_affinity must be in [0, 1], got {self.session_affinity}")
+        if not self.series_taste >= 0.0:
+            raise ValueError(f"series_taste must be >= 0, got {self.series_taste}")
+        if self.series_per_topic < 1:
+            raise ValueError(f"series_per_topic must be >= 1, got {self.series_per_topic}")
+        if not self.trend_strength >= 0.0:
+            raise ValueError(f"trend_strength must be >= 0, got {self.trend_strength}")
         if _new_users(self) > self.events - 1:
             raise ValueError(
                 f"{_new_users(self)} new users need as many events after the first: "
@@ -241,14 +313,69 @@ def _redraw(row: np.ndarray[Any, Any], seen: set[int], i: int, rs: np.random.Gen
     return min(int(np.searchsorted(cp, rs.random() * cp[-1], side="right")), len(row) - 1)
 
 
+def _sessions(
+    n_ev: int,
+    mean_len: float,
+    cum_act: _FloatArr,
+    us_arr: _IntArr,
+    n_new: int,
+    rng: np.random.Generator,
+) -> tuple[_IntArr, _IntArr, int]:
+    """The user of each event, the event before it in the same session (-1: the session's
+    first), and how many sessions began; the module docstring says how."""
+    n_us = len(us_arr)
+    pick, end, draw = rng.random(n_ev).tolist(), rng.random(n_ev).tolist(), rng.random(n_ev)
+    # who starts a session at event j: drawn ∝ activity among the users that arrived before j
+    avail = np.searchsorted(us_arr, np.maximum(np.arange(n_ev), 1), side="left")
+    starter = np.searchsorted(cum_act, draw * cum_act[avail - 1], side="right")
+    starter = np.minimum(starter, avail - 1).tolist()
+    arrives = {int(j): n_us - n_new + n for n, j in enumerate(us_arr[n_us - n_new :].tolist())}
+    users = np.empty(n_ev, dtype=np.int64)
+    prev = np.empty(n_ev, dtype=np.int64)
+    # open slots: their user (-1: empty, the next event there starts a session) and last event;
+    # slots past _SLOTS hold new users' first sessions and close when those end
+    slot_user, slot_last = [-1] * _SLOTS, [-1] * _SLOTS
+    stop, started = 1.0 / mean_len, 0
+    for j in range(n_ev):
+        new_user = arrives.get(j)
+        if new_user is not None:
+            k = len(slot_user)
+            slot_user.append(new_user)
+            slot_last.append(-1)
+        else:
+            k = int(pick[j] * len(slot_user))
+            if slot_user[k] < 0:
+                slot_user[k] = starter[j]
+        started += slot_last[k] < 0
+        users[j], prev[j] = slot_user[k], slot_last[k]
+        slot_last[k] = j
+        if end[j] < stop:  # the session ends with this event
+            if k < _SLOTS:
+                slot_user[k], slot_last[k] = -1, -1
+            else:
+                slot_user[k], slot_last[k] = slot_user[-1], slot_last[-1]
+                del slot_user[-1], slot_last[-1]
+    return users, prev, started
+
+
+def _draw_among(
+    row: np.ndarray[Any, Any], cand: _IntArr, seen: set[int], rs: np.random.Generator
+) -> int:
+    """Draw ∝ ``row`` among the items ``cand`` that are not in ``seen``; -1 if none is left."""
+    left = [i for i in cand.tolist() if i not in seen]
+    if not left:
+        return -1
+    cp = np.cumsum(row[left], dtype=np.float64)
+    return left[min(int(np.searchsorted(cp, rs.random() * cp[-1], side="right")), len(left) - 1)]
+
+
 def generate(
     config: SyntheticConfig, progress: Callable[[int], None] | None = None
 ) -> SyntheticDataset:
     """Generate the dataset of ``config``; ``progress(n)`` hears of every ~10k interactions."""
     c = config
-    s_latent, s_text, s_stream, s_feedback = np.random.SeedSequence(c.seed).spawn(4)
-    rl, rt = np.random.default_rng(s_latent), np.random.default_rng(s_text)
-    rs, rf = np.random.default_rng(s_stream), np.random.default_rng(s_feedback)
+    seeds = np.random.SeedSequence(c.seed).spawn(6)
+    rl, rt, rs, rf, rh, rn = (np.random.default_rng(x) for x in seeds)
     T, n_it, n_us, n_ev = c.topics, c.items, c.users, c.events
 
     g = 1.0 / (1.0 + rl.permutation(T)) ** 1.3
@@ -285,10 +412,32 @@ def generate(
     drifted = rl.random(n_us) < _DRIFT_SHARE
     pref_after[np.ix_(drifted, perm)] = pref[drifted]
 
+    # hidden series (in no text), trends, the series taste: from their own stream, so a
+    # switch (trend_strength=0, series_taste=0) changes nothing else
+    k_s = c.series_per_topic
+    n_ser = T * k_s
+    home = np.where(rh.random(n_it) < _SERIES_HOME, main, rh.integers(T, size=n_it))
+    series = home * k_s + rh.integers(k_s, size=n_it)
+    order = np.argsort(series, kind="stable")
+    edges = np.searchsorted(series[order], np.arange(n_ser + 1)).tolist()
+    members = [order[a:b] for a, b in itertools.pairwise(edges)]  # ascending item indices
+    trend_a = c.trend_strength * np.exp(
+        _TREND_SIGMA * rh.standard_normal(n_it) - _TREND_SIGMA**2 / 2
+    )
+    trend_a[:n_init_it] = 0.0
+    trend_tau = max(50.0, n_ev / _TREND_TIME) * np.exp(_TREND_TIME_SIGMA * rh.standard_normal(n_it))
+    split = rh.dirichlet(np.full(k_s, _SERIES_SPLIT), size=(n_us, T))
+    split /= split.max(axis=2, keepdims=True)
+    spref = (pref[:, :, None] * split).reshape(n_us, n_ser)
+    sperm = (perm[:, None] * k_s + np.arange(k_s)).reshape(-1)  # series t*k+r -> perm[t]*k+r
+    spref_after = spref.copy()
+    spref_after[np.ix_(drifted, sperm)] = spref[drifted]
+
     gaps = np.maximum(2, np.rint(rs.exponential(c.mean_gap_ms, size=n_ev + 1))).astype(np.int64)
     ts = c.start_ts + np.cumsum(gaps)
 
-    # the stream, block by block; weights are exp(beta * pref.theta + log(q * f)) in one matmul
+    # the stream, block by block; weights are exp(beta * pref.theta + log(q * f)) in one matmul,
+    # plus the series taste gathered by each item's series
     tau = max(20.0, n_ev / 250)
     n_pad = -(-n_it // _ROW) * _ROW
     theta_aug = np.zeros((n_pad, T + 1), dtype=np.float32)
@@ -296,12 +445,24 @@ def generate(
     log_q = np.log(quality)
     pref_aug = np.ones((n_us, T + 1), dtype=np.float32)
     pref_aug[:, :T] = _BETA * pref
+    sp_aug = np.zeros((n_us, n_ser + 1), dtype=np.float32)  # last column: padding items
+    sp_aug[:, :n_ser] = c.series_taste * spref
+    series_pad = np.full(n_pad, n_ser, dtype=np.int64)
+    series_pad[:n_it] = series
     cum_act = np.cumsum(activity)
     bounds = [0, n_ev, *it_arr[it_arr < n_ev].tolist(), *us_arr[n_us - n_new_us :].tolist()]
     bounds += list(range(0, n_ev, _BLOCK)) + ([drift_idx] if drift_idx is not None else [])
     bounds = sorted(set(bounds))
+    sessions = c.session_length > 1.0
+    n_sessions = n_ev
+    if sessions:
+        sched, ev_prev, n_sessions = _sessions(
+            n_ev, c.session_length, cum_act, us_arr, n_new_us, rn
+        )
+        stay = rn.random(n_ev).tolist()
     ev_user = np.empty(n_ev, dtype=np.int64)
     ev_item = np.empty(n_ev, dtype=np.int64)
+    in_series = 0
     seen: list[set[int]] = [set() for _ in range(n_us)]
     repeat_prob = _REPEAT_PROB if c.feedback == "implicit" else 0.0
     repeats, reported = 0, 0
@@ -309,25 +470,44 @@ def generate(
         for s, e in itertools.pairwise(bounds):
             if s == drift_idx:
                 pref_aug[:, :T] = _BETA * pref_after
+                sp_aug[:, :n_ser] = c.series_taste * spref_after
             n_i = int(np.searchsorted(it_arr, s, side="right"))
             n_u = int(np.searchsorted(us_arr, s, side="right"))
-            users = np.searchsorted(
-                cum_act[:n_u], rs.random(e - s) * cum_act[n_u - 1], side="right"
-            )
-            users = np.minimum(users, n_u - 1)
-            if n_u > n_us - n_new_us and us_arr[n_u - 1] == s:
-                users[0] = n_u - 1  # a new user arrives with this event
+            if sessions:
+                users = sched[s:e]
+            else:
+                users = np.searchsorted(
+                    cum_act[:n_u], rs.random(e - s) * cum_act[n_u - 1], side="right"
+                )
+                users = np.minimum(users, n_u - 1)
+                if n_u > n_us - n_new_us and us_arr[n_u - 1] == s:
+                    users[0] = n_u - 1  # a new user arrives with this event
             m = -(-n_i // _ROW) * _ROW
             lw = theta_aug[:m, T]
             lw[:n_i] = log_q[:n_i]
-            lw[n_init_it:n_i] += np.log1p(_FRESH_BOOST * np.exp((it_arr[n_init_it:n_i] - s) / tau))
+            age = s - it_arr[n_init_it:n_i]
+            boost = _FRESH_BOOST * np.exp(-age / tau)
+            if c.trend_strength > 0:
+                x = age / trend_tau[n_init_it:n_i]
+                boost += trend_a[n_init_it:n_i] * x * np.exp(1.0 - x)
+            lw[n_init_it:n_i] += np.log1p(boost)
             lw[n_i:] = -1e30  # padding: weight 0
             wts = pref_aug[users] @ theta_aug[:m].T
+            if c.series_taste:
+                wts += sp_aug[users][:, series_pad[:m]]
             np.exp(wts, out=wts)
             picks = np.minimum(_draw_rows(wts, rs), n_i - 1).tolist()
             keep = rs.random(e - s).tolist()
             for k, u in enumerate(users.tolist()):
                 i, su = picks[k], seen[u]
+                if sessions and ev_prev[s + k] >= 0 and stay[s + k] < c.session_affinity:
+                    mem = members[series[ev_item[ev_prev[s + k]]]]
+                    j = _draw_among(wts[k], mem[: np.searchsorted(mem, n_i)], su, rs)
+                    if j >= 0:
+                        in_series += 1
+                        su.add(j)
+                        ev_user[s + k], ev_item[s + k] = u, j
+                        continue
                 if i in su:
                     if keep[k] >= repeat_prob:
                         i = _redraw(wts[k, :n_i], su, i, rs)
@@ -345,7 +525,10 @@ def generate(
     p_ev = np.where(after[:, None], pref_after[ev_user], pref[ev_user])
     aff = np.einsum("ij,ij->i", p_ev, theta[ev_item])
     if c.feedback == "explicit":
-        raw = 2.0 + 2.3 * aff + 0.35 * z[ev_item] + rf.normal(0.0, 0.6, size=n_ev)
+        base, w_taste, w_quality, user_sd, noise_sd = _RATING
+        bias = rf.normal(0.0, user_sd, size=n_us)[ev_user]
+        noise = rf.normal(0.0, noise_sd, size=n_ev)
+        raw = base + w_taste * aff + w_quality * z[ev_item] + bias + noise
         values = np.clip(np.round(raw * 2) / 2, 1.0, 5.0).tolist()
         kinds = ["rating"] * n_ev
     else:
@@ -377,7 +560,7 @@ def generate(
 
     meta: dict[str, Any] = {
         "generator": "coldstream.synthetic",
-        "version": 1,
+        "version": 2,
         "config": dataclasses.asdict(c),
         "topics": [t.name for t in TOPICS[:T]],
         "topic_labels": [t.label for t in TOPICS[:T]],
@@ -395,9 +578,19 @@ def generate(
             "user_events": len(users_out),
             "interactions": n_ev,
             "repeat_interactions": repeats,
+            "sessions": n_sessions,
+            "session_continuations": in_series,
+            "trending_items": int(np.count_nonzero(trend_a >= 1.0)),
             "active_users": int(np.unique(ev_user).size),
             "items_with_interactions": int(np.unique(ev_item).size),
         },
+        "item_series": series.tolist(),
+        "item_trend": [
+            None
+            if n < n_init_it
+            else [round(float(trend_a[n]), 3), round(float(it_arr[n] + trend_tau[n]))]
+            for n in range(n_it)
+        ],
     }
     return SyntheticDataset(items=items, users=users_out, interactions=interactions, meta=meta)
 
