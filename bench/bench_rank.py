@@ -21,8 +21,8 @@ from bench.common import show
 from exporters.snapshot import serving_tables
 from models.catalog import Catalog
 from models.evaluation import Prequential, run_prequential
+from models.student import Student
 from models.teacher import load_teacher
-from models.trainer import Student
 from streams.order import in_event_order
 from streams.synthetic import SyntheticConfig, generate
 

@@ -50,9 +50,8 @@ from coldstream.threads import cores, limit_threads, torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.registry import build_models
-from models.student import StudentConfig
+from models.student import Student, StudentConfig
 from models.teacher import TextEncoder, load_teacher, text_of
-from models.trainer import Student
 from streams.app import WorkerApp, run_worker
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset

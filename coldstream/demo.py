@@ -185,6 +185,14 @@ def _stream(
                 result.version = ready["version"]
                 break
             time.sleep(0.25)
+        # the worker sets its rolling gauges once a second: read them after the last events
+        key = ("coldstream_recall_at_k", (("model", "student"), ("slice", "all")))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            m = wclient.metrics()
+            if key in m:
+                break
+            time.sleep(0.25)
         live.update(_board(m, sent[0], total, rate, result, time.monotonic() - t0))
     err.print()
     for model in ("student", "river"):

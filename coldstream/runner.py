@@ -26,7 +26,7 @@ def _snapshot_hook(
     """The worker's snapshot hook: export the student to the snapshot store (roles with a
     student only; the baseline has nothing to serve)."""
     from exporters.snapshot import SnapshotExporter, SnapshotStore
-    from models.trainer import Student
+    from models.student import Student
 
     student = core.models.get("student")
     if not isinstance(student, Student):

@@ -12,19 +12,18 @@ A snapshot is one directory per version under ``COLDSTREAM_SNAPSHOT_DIR``::
         history.npy       each user's recent items (rows, -1 padded): served answers skip them
         manifest.json     version, times, offsets, dimensions, sha256 of every file, signature
 
-The scoring graph is what the student computes in :meth:`models.trainer.Student.score_all`:
-``scores = query @ items.T + bias`` with ``items = [blended vector, teacher embedding]`` per
-catalog row and ``query = [user vector, weighted teacher profile/history]`` per user, followed
-by ONNX ``TopK``. torch's ONNX exporter writes the graph once per shape signature (query width,
-``k_max``) with the item matrix as a dynamic input; each snapshot then stores that graph with
-the current matrix and bias as initializers (so a snapshot costs milliseconds, not the
-exporter's seconds). The catalog is padded to ``k_max`` rows with ``-inf`` bias, so the graph
-never depends on the catalog size.
+The scoring graph is what the student computes in :meth:`models.student.Student.score_all`:
+``scores = query @ items.T + bias`` with ``items = [blended vector, gated teacher projection]``
+per catalog row (at most 128 floats) and ``query = [user vector, projected teacher
+history/profile]`` per user, followed by ONNX ``TopK``. torch's ONNX exporter writes the graph
+once per shape signature (query width, ``k_max``) with the item matrix as a dynamic input; each
+snapshot then stores that graph with the current matrix and bias as initializers (so a
+snapshot costs milliseconds, not the exporter's seconds). The catalog is padded to ``k_max``
+rows with ``-inf`` bias, so the graph never depends on the catalog size.
 
-``teacher_rank`` optionally serves the teacher term through the top ``r`` right singular
-vectors of the catalog's teacher embeddings: the matrix narrows from ``dim + teacher_dim`` to
-``dim + r`` columns (faster on a CPU, where one request reads the whole matrix) and the scores
-become approximate. The default is exact.
+``teacher_rank`` optionally narrows the rows' teacher part further, to its top ``r`` right
+singular vectors: the matrix narrows from ``dim + student teacher_rank`` to ``dim + r`` columns
+and the scores become approximate. The default is exact (what was evaluated is served).
 
 Writing is atomic: files go to a temporary directory, are fsynced, the directory is renamed to
 its version, and only then ``LATEST`` is replaced (temporary file, fsync, rename). With
@@ -54,7 +53,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     import onnx
 
-    from models.trainer import Student
+    from models.student import Student
 
 __all__ = [
     "FORMAT",
@@ -122,20 +121,22 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
             h = st.hist[-hist_len:]
             history[r, : len(h)] = h
     d, dt = student.cfg.dim, student.catalog.dim
+    tw = student.cfg.width - d  # the rows' teacher part
     rank = None
-    if teacher_rank is not None and teacher_rank < dt and len(items):
-        # principal directions of the catalog's teacher embeddings (uncentred: dot products)
+    if teacher_rank is not None and teacher_rank < tw and len(items):
+        # principal directions of the rows' teacher part (uncentred: dot products)
         _, _, vt = np.linalg.svd(items[:, d:], full_matrices=False)
-        basis = vt[:teacher_rank].T.astype(np.float32)  # (dt, r)
+        basis = vt[:teacher_rank].T.astype(np.float32)  # (tw, r)
         items = np.concatenate([items[:, :d], items[:, d:] @ basis], axis=1)
         queries = np.concatenate([queries[:, :d], queries[:, d:] @ basis], axis=1)
         rank = int(basis.shape[1])
     dims = {
         "items": len(items),
         "users": len(user_ids),
-        "width": int(items.shape[1]) if len(items) else d + (rank or dt),
+        "width": int(items.shape[1]) if len(items) else d + (tw if rank is None else rank),
         "student_dim": d,
         "teacher_dim": dt,
+        "teacher_width": tw,
         "teacher_rank": rank,
         "history": hist_len,
     }

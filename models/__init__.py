@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from models.evaluation import SLICES, EvalResult, Prequential, count_slice, run_prequential
     from models.exceptions import CheckpointError, ModelsError, TeacherError, UnknownModelError
     from models.idtable import IdTable
+    from models.knn import ItemKNN
     from models.protocol import Recommender, is_positive, rank
-    from models.registry import MODEL_NAMES, build_models, parse_models
+    from models.registry import MODEL_NAMES, NEEDS_TEACHER, build_models, parse_models
     from models.replay import ReplayBuffer
-    from models.student import StudentConfig, Towers
+    from models.student import Student, StudentConfig
     from models.teacher import HashingTeacher, SentenceTeacher, TextEncoder, load_teacher, text_of
-    from models.trainer import Student
+    from models.towers import Towers
     from models.transfer import load_checkpoint, load_pretrained, pretrain, save_checkpoint
 
 # name -> module; loaded on first use, so ``import models.catalog`` does not load torch
@@ -31,7 +32,9 @@ _EXPORTS = {
     "EvalResult": "models.evaluation",
     "HashingTeacher": "models.teacher",
     "IdTable": "models.idtable",
+    "ItemKNN": "models.knn",
     "MODEL_NAMES": "models.registry",
+    "NEEDS_TEACHER": "models.registry",
     "ModelsError": "models.exceptions",
     "Popularity": "models.baselines",
     "Prequential": "models.evaluation",
@@ -40,11 +43,11 @@ _EXPORTS = {
     "RiverMF": "models.baselines",
     "SLICES": "models.evaluation",
     "SentenceTeacher": "models.teacher",
-    "Student": "models.trainer",
+    "Student": "models.student",
     "StudentConfig": "models.student",
     "TeacherError": "models.exceptions",
     "TextEncoder": "models.teacher",
-    "Towers": "models.student",
+    "Towers": "models.towers",
     "UnknownModelError": "models.exceptions",
     "build_models": "models.registry",
     "count_slice": "models.evaluation",
@@ -62,6 +65,7 @@ _EXPORTS = {
 
 __all__ = [
     "MODEL_NAMES",
+    "NEEDS_TEACHER",
     "SLICES",
     "Catalog",
     "CheckpointError",
@@ -69,6 +73,7 @@ __all__ = [
     "EvalResult",
     "HashingTeacher",
     "IdTable",
+    "ItemKNN",
     "ModelsError",
     "Popularity",
     "Prequential",

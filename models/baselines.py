@@ -26,6 +26,8 @@ from models.protocol import is_positive
 __all__ = ["ContentSimilarity", "Popularity", "RiverMF", "grow"]
 
 F64 = npt.NDArray[np.float64]
+#: one day in milliseconds (event times are epoch ms)
+DAY_MS = 86_400_000
 
 
 def grow(arr: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
@@ -120,7 +122,8 @@ class RiverMF:
 
 
 class Popularity:
-    """Score = positive count, each event weighing ``2 ** -(age / half_life)`` (age in events)."""
+    """Positive counts with exponential time decay: each positive weighs
+    ``2 ** -((now - ts) / half_life_ms)`` (event time); ``half_life_ms=None`` counts plainly."""
 
     name = "popularity"
 
@@ -129,16 +132,17 @@ class Popularity:
         catalog: Catalog,
         *,
         threshold: float | None = None,
-        half_life: float = 20_000.0,
+        half_life_ms: float | None = DAY_MS * 7,
         seed: int = 0,
     ) -> None:
+        if half_life_ms is not None and half_life_ms <= 0:
+            raise ValueError(f"half_life_ms must be > 0 or None, got {half_life_ms}")
         self.catalog = catalog
         self.threshold = threshold
-        self.half_life = half_life
-        self.clock = 0
-        # counts are kept scaled by 2 ** (clock_at_update / half_life), rebased when large
+        self.half_life = half_life_ms
+        # counts are kept scaled by 2 ** ((ts - base) / half_life), rebased before they overflow
         self._pop: F64 = np.zeros(0)
-        self._base = 0
+        self._base: int | None = None
 
     def observe_item(self, index: int) -> None:
         self._pop = grow(self._pop, index + 1)
@@ -147,13 +151,18 @@ class Popularity:
         return None
 
     def learn_one(self, user_id: str, index: int, value: float, ts: int) -> None:
-        self.clock += 1
         if not is_positive(value, self.threshold):
             return
-        if self.clock - self._base > 40 * self.half_life:  # rebase before the weights overflow
-            self._pop *= 2.0 ** (-(self.clock - self._base) / self.half_life)
-            self._base = self.clock
-        self._pop[index] += 2.0 ** ((self.clock - self._base) / self.half_life)
+        h = self.half_life
+        if h is None:
+            self._pop[index] += 1.0
+            return
+        if self._base is None:
+            self._base = ts
+        elif ts - self._base > 40 * h:  # rebase before the weights overflow
+            self._pop *= 2.0 ** (-(ts - self._base) / h)
+            self._base = ts
+        self._pop[index] += 2.0 ** ((ts - self._base) / h)
 
     def flush(self) -> None:
         return None
@@ -162,10 +171,10 @@ class Popularity:
         return self._pop[: len(self.catalog)].copy()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"clock": self.clock, "base": self._base, "pop": self._pop.copy()}
+        return {"base": self._base, "pop": self._pop.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.clock, self._base, self._pop = state["clock"], state["base"], state["pop"].copy()
+        self._base, self._pop = state["base"], state["pop"].copy()
 
 
 class ContentSimilarity:

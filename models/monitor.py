@@ -16,7 +16,7 @@ monitor sees what the models see, in the same order, before they learn it:
 Each detection becomes a :class:`Detection` in ``log`` (concept drift names its model; data
 drift has ``model=None`` and names the feature) and goes to every callback in ``listeners``.
 With an :class:`Adaptation`, a detection by one of its ``detectors`` boosts the student it
-concerns (:meth:`models.trainer.Student.boost`; a data-drift detection boosts every student).
+concerns (:meth:`models.student.Student.boost`; a data-drift detection boosts every student).
 
 The defaults were tuned on generated streams; ``bench/bench_drift.py`` measures them and the
 README says on which seeds.
@@ -37,7 +37,7 @@ from models.catalog import Catalog
 from models.drift import PSI, CentroidShift, LossWatch, Rising, WindowedADWIN
 from models.evaluation import EvalObserver, Prequential
 from models.protocol import Recommender
-from models.trainer import Student
+from models.student import Student
 
 __all__ = ["Adaptation", "Detection", "DriftConfig", "DriftMonitor"]
 

@@ -1,10 +1,19 @@
-"""Model names and how to build them on a shared catalog."""
+"""Model names and how to build them on a shared catalog: the one list every command asks.
+
+- ``student``: the student (:mod:`models.student`); ``student_no_distill``,
+  ``student_no_sequence`` and ``student_no_content`` are its ablations, each with one part
+  switched off (distillation, the order of the history, the teacher altogether);
+- ``river``: River's ``BiasedMF``; ``item_knn``: the online item-to-item co-occurrence kNN;
+  ``popularity``: positive counts with exponential time decay; ``content``: teacher similarity.
+
+Baseline settings are the ones ``bench/tune_baselines.py`` chose on development data (README).
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from models.catalog import Catalog
 from models.exceptions import UnknownModelError
@@ -13,9 +22,24 @@ from models.protocol import Recommender
 if TYPE_CHECKING:
     from models.student import StudentConfig
 
-__all__ = ["MODEL_NAMES", "build_models", "parse_models"]
+__all__ = [
+    "MODEL_NAMES",
+    "NEEDS_TEACHER",
+    "STUDENT_VARIANTS",
+    "build_models",
+    "parse_models",
+]
 
-MODEL_NAMES = ("student", "student_no_distill", "river", "popularity", "content")
+#: each student variant: the config fields it changes
+STUDENT_VARIANTS: dict[str, dict[str, Any]] = {
+    "student": {},
+    "student_no_distill": {"distill": False},
+    "student_no_sequence": {"sequence": False},
+    "student_no_content": {"content": False, "distill": False},
+}
+MODEL_NAMES = (*STUDENT_VARIANTS, "river", "item_knn", "popularity", "content")
+#: the models that read teacher embeddings (a comparison encodes texts only if one is asked)
+NEEDS_TEACHER = frozenset({"student", "student_no_distill", "student_no_sequence", "content"})
 
 
 def parse_models(spec: str) -> list[str]:
@@ -26,8 +50,8 @@ def parse_models(spec: str) -> list[str]:
     >>> try:
     ...     parse_models("svd")
     ... except UnknownModelError as exc:
-    ...     print(exc)
-    unknown model 'svd': use student, student_no_distill, river, popularity or content
+    ...     print(str(exc)[:60])
+    unknown model 'svd': use student, student_no_distill, studen
     """
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
@@ -54,16 +78,16 @@ def build_models(
     """One fresh model per name, all sharing ``catalog``; ``init`` starts the students from a
     pretrained checkpoint (:func:`models.transfer.load_pretrained`)."""
     from models.baselines import ContentSimilarity, Popularity, RiverMF
-    from models.student import StudentConfig
-    from models.trainer import Student
+    from models.knn import ItemKNN
+    from models.student import Student, StudentConfig
 
     cfg = config or StudentConfig()
     out: dict[str, Recommender] = {}
     for name in parse_models(",".join(names)):
-        if name in ("student", "student_no_distill"):
+        if name in STUDENT_VARIANTS:
             student = Student(
                 catalog,
-                config=replace(cfg, distill=name == "student"),
+                config=replace(cfg, **STUDENT_VARIANTS[name]),
                 threshold=threshold,
                 seed=seed,
                 name=name,
@@ -75,6 +99,8 @@ def build_models(
             out[name] = student
         elif name == "river":
             out[name] = RiverMF(catalog, threshold=threshold, seed=seed)
+        elif name == "item_knn":
+            out[name] = ItemKNN(catalog, threshold=threshold, seed=seed)
         elif name == "popularity":
             out[name] = Popularity(catalog, threshold=threshold, seed=seed)
         else:

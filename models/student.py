@@ -1,109 +1,472 @@
-"""The student's networks: a content tower for items and a user tower, plus the blend rule.
+"""The online student: a two-tower recommender in one low-dimensional scoring space.
 
-Item ``i`` with ``n`` positive interactions so far and an id row gets
+Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teacher_rank`` floats
+(96 by default, at most 128) and a bias:
 
-    v_i = a * e_i + (1 - a) * c(t_i),   b_i = a * beta_i + (1 - a) * cb(t_i),   a = n / (n + blend)
+    row_i  = [a * e_i + (1 - a) * c_i,  g(n) * P t_i],        a = n / (n + blend)
+    bias_i = a * beta_i + (1 - a) * cb_i + w . fresh_i
 
-where ``t_i`` is the teacher embedding, ``c``/``cb`` the content tower (vector and bias head)
-and ``e_i``/``beta_i`` the learned id embedding and bias (``a = 0`` before the item's first
-interaction: a cold item is pure content). A user is
+``t_i`` is the teacher embedding; ``c_i``/``cb_i`` the cold head of the content tower;
+``e_i``/``beta_i`` the item's id row (sparse Adagrad), which starts at the item's first
+interaction from the *distilled* head (trained to predict warm items' vectors from text; the
+bias from the cold head) and
+takes over from content as interactions accumulate; ``P`` the top ``teacher_rank`` principal
+directions of the catalog's teacher embeddings (refitted each time the catalog doubles, up to
+``basis_until`` items, then fixed), so the teacher enters through a projection; ``g(n)`` a
+learned weight per log2 bucket of ``n`` (the teacher channel's hand-over); ``fresh_i`` the
+item's age and decayed recent interactions (:mod:`models.freshness`).
 
-    u = g([p_u, h_u, has_p, has_h]) + e_u
+A user's query is ``[q_u, P x_u]``:
 
-with ``p_u`` the teacher embedding of their profile text, ``h_u`` the mean teacher embedding of
-the last items they touched (both zero when missing), ``g`` the user tower and ``e_u`` the
-user's id embedding once the id table admits them (zero before). Score: ``u . v_i + b_i``.
+    q_u = sum_k att_k row_{h_k}[:dim] + e_u + W p_u      (u0 instead of the sum if no history)
+    x_u = sim_h * sum_k att_k t_{h_k} + sim_p * p_u
 
-Inference runs in numpy on weights copied out after each training step
-(:meth:`Towers.numpy_weights`), so scoring costs no torch dispatch per request.
+over their last ``history`` interactions ``h_0`` (most recent), ``h_1``, ...: attention by
+position (learned), over the same item vectors the targets use (item-to-item, the signal of
+sessions); ``e_u`` the user's id row once the id table admits them; ``p_u`` their profile
+text's teacher embedding. Score: ``row_i . query_u + bias_i``; a snapshot serves exactly that.
+
+Learning: every interaction (a rating of any value says the user consumed the item; the
+positive threshold only decides what is evaluated) joins a micro-batch; each step adds
+``replay_per_batch`` replayed ones and minimises a sampled softmax over in-batch items and
+``negatives`` uniform catalog items with the logQ correction, counts as they were when the
+batch began (an event must not see itself). Distillation: the distilled head learns to
+reproduce warm items' vectors (the collaborative side teaching the content side, as ALDI,
+SIGIR 2023, does with a separate cold model). Ablations: ``distill=False`` (id rows start
+from the cold head), ``sequence=False`` (the window as an order-free mean), ``content=False``
+(no teacher at all: no content heads, no teacher channel, no profile).
+
+User ids go through an :class:`~models.idtable.IdTable` (frequency filter, expiry, bounded);
+histories and profiles live in a bounded LRU. Everything is deterministic for a seed, and
+:meth:`Student.state_dict` round-trips all of it. After a drift detection :meth:`Student.boost`
+makes it learn faster for a while (:mod:`models.monitor` decides when).
 """
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import nn
 
-__all__ = ["StudentConfig", "Towers", "blend_weight", "content_np", "user_np"]
+from models.baselines import grow
+from models.catalog import Catalog
+from models.freshness import Freshness
+from models.idtable import IdTable
+from models.replay import ReplayBuffer
+from models.towers import Towers, bucket, content_np
+
+__all__ = ["MAX_WIDTH", "RECENT", "Student", "StudentConfig"]
 
 F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+#: latest interactions kept for the short replay horizon of a boost (the most it can ask for)
+RECENT = 4096
+#: floats per served item row, at most (DESIGN.md: one low-dimensional scoring space)
+MAX_WIDTH = 128
+_BASIS_START = 16  # catalog size of the first teacher basis
+_ID_INIT_STD = 0.1  # without content, id vectors start random (all-zero rows would never move)
 
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """Hyper-parameters of the student and its online trainer."""
+    """Hyper-parameters of the student (one default for every data set)."""
 
-    dim: int = 64  # embedding size of both towers and the id tables
-    hidden: int = 128
-    batch_size: int = 128  # micro-batch of fresh interactions per training step
-    negatives: int = 512  # uniformly sampled catalog items per step (besides in-batch ones)
-    lr_dense: float = 1e-2  # Adam, towers
-    lr_sparse: float = 0.1  # Adagrad, id rows
-    blend: float = 5.0  # interactions at which id and content weigh the same
-    history: int = 20  # items remembered per user for the history fallback
-    distill: bool = True
-    content_loss: bool = True  # also train the content tower by the interaction loss
-    distill_min_count: int = 5  # an item is "warm" (a distillation target) from this count
-    distill_emb: float = 3.0
-    distill_rank: float = 3.0
+    dim: int = 64  # id/content part of a row, of the query, of the id tables
+    teacher_rank: int = 32  # teacher part of a row: principal directions of the teacher space
+    hidden: int = 128  # content tower
+    history: int = 20  # recent interactions a query attends to
+    batch_size: int = 128  # fresh interactions per training step
+    replay_per_batch: int = 128
     replay_size: int = 20_000
-    replay_per_batch: int = 64
+    negatives: int = 1024  # uniformly sampled catalog items per step (besides in-batch ones)
+    lr_dense: float = 3e-3  # Adam, towers
+    lr_sparse: float = 0.1  # Adagrad, id rows
+    blend: float = 1.0  # interactions at which id and content weigh the same
+    distill: bool = True
+    distill_min_count: int = 5  # an item is warm (a distillation target) from this count
+    distill_weight: float = 1.0
+    sequence: bool = True  # False: the history window as an order-free mean (ablation)
+    content: bool = True  # False: no teacher at all (ablation)
     user_min_count: int = 2  # frequency filter of the user id table
     user_ttl_ms: int | None = None  # idle expiry of user state (event time)
     max_users: int = 1_000_000  # bound on user rows and user state
-    refresh_items: int = 1_000  # content rows recomputed per step at most (big catalogs)
-    fresh_scales: tuple[float, ...] = (200.0, 2_000.0, 20_000.0)  # in positives seen
+    refresh_items: int = 1_000  # cached content rows recomputed per step besides the batch's
+    fresh_scales: tuple[float, ...] = (200.0, 2_000.0, 20_000.0)  # in interactions learned
+    basis_until: int = 4_096  # the teacher basis is refitted as the catalog doubles up to this
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.teacher_rank < 0 or self.history < 1 or self.batch_size < 1:
+            raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
+        if self.dim + self.teacher_rank > MAX_WIDTH:
+            raise ValueError(
+                f"dim + teacher_rank is {self.dim + self.teacher_rank}: a served item row holds "
+                f"at most {MAX_WIDTH} floats"
+            )
+
+    @property
+    def width(self) -> int:
+        """Floats per served item row (and per query)."""
+        return self.dim + (self.teacher_rank if self.content else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def blend_weight(n: npt.NDArray[Any], has_id: npt.NDArray[np.bool_], blend: float) -> F32:
-    """Weight of the id side: 0 for a cold item, towards 1 as interactions accumulate."""
-    return np.where(has_id, n / (n + blend), 0.0).astype(np.float32)
+class _UserState:
+    __slots__ = ("hist", "last", "profile")
+
+    def __init__(self) -> None:
+        self.hist: list[int] = []  # catalog rows, oldest first, at most ``history``
+        self.profile: F32 | None = None
+        self.last = 0  # event time of the user's latest event, for expiry
 
 
-class Towers(nn.Module):
-    def __init__(self, teacher_dim: int, cfg: StudentConfig) -> None:
-        super().__init__()
-        self.item_in = nn.Linear(teacher_dim, cfg.hidden)
-        self.item_out = nn.Linear(cfg.hidden, cfg.dim)
-        self.item_bias = nn.Linear(cfg.hidden, 1)
-        self.user_in = nn.Linear(2 * teacher_dim + 2, cfg.hidden)
-        self.user_out = nn.Linear(cfg.hidden, cfg.dim)
-        self.fresh = nn.Linear(2 * len(cfg.fresh_scales), 1, bias=False)
-        # weights of the teacher's own similarity: item to history mean, item to profile
-        self.sim = nn.Parameter(torch.tensor([5.0, 2.0]))
-        nn.init.zeros_(self.fresh.weight)
-        for lin in (self.item_out, self.user_out):
-            nn.init.normal_(lin.weight, std=0.5 / cfg.hidden**0.5)
-        nn.init.zeros_(self.item_bias.weight)
-        nn.init.zeros_(self.item_bias.bias)
-
-    def content(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.relu(self.item_in(t))
-        return self.item_out(h), self.item_bias(h).squeeze(-1)
-
-    def user(self, x: torch.Tensor) -> torch.Tensor:
-        return self.user_out(torch.relu(self.user_in(x)))
-
-    def numpy_weights(self) -> dict[str, F32]:
-        return {k: v.detach().numpy().copy() for k, v in self.state_dict().items()}
+_ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "tp")
 
 
-def content_np(w: dict[str, F32], t: F32) -> tuple[F32, F32]:
-    """Numpy twin of :meth:`Towers.content` for rows ``t`` (n, teacher_dim)."""
-    h = np.maximum(t @ w["item_in.weight"].T + w["item_in.bias"], 0.0)
-    vec = h @ w["item_out.weight"].T + w["item_out.bias"]
-    bias = h @ w["item_bias.weight"][0] + w["item_bias.bias"][0]
-    return vec.astype(np.float32), bias.astype(np.float32)
+class Student:
+    """The student behind the Recommender protocol (``name`` tells the variants apart)."""
 
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        config: StudentConfig | None = None,
+        threshold: float | None = None,
+        seed: int = 0,
+        name: str = "student",
+    ) -> None:
+        self.cfg = cfg = config or StudentConfig()
+        self.name, self.catalog, self.threshold, self.seed = name, catalog, threshold, seed
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.towers = Towers(catalog.dim, cfg)
+        self.opt = torch.optim.Adam(self.towers.parameters(), lr=cfg.lr_dense)
+        self.gen = torch.Generator().manual_seed(seed)
+        self._rng = np.random.default_rng(seed + 2)
+        self.users = IdTable(
+            cfg.dim, min_count=cfg.user_min_count, ttl=cfg.user_ttl_ms, max_rows=cfg.max_users
+        )
+        self.state: OrderedDict[str, _UserState] = OrderedDict()
+        self.replay = ReplayBuffer(cfg.replay_size, cfg.history, seed=seed + 1)
+        self.recent: deque[tuple[str, int, list[int]]] = deque(maxlen=RECENT)
+        self.fresh = Freshness(cfg.fresh_scales)
+        d, r = cfg.dim, cfg.teacher_rank
+        # per catalog row: id vector and bias with Adagrad state, interactions learned, cached
+        # cold head (cv, cb) and distilled head (dv), teacher projection (tp)
+        self.emb, self.emb_acc = np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+        self.bias, self.bias_acc = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        self.n = np.zeros(0, np.float32)
+        self.cv, self.cb = np.zeros((0, d), np.float32), np.zeros(0, np.float32)
+        self.dv = np.zeros((0, d), np.float32)
+        self.tp = np.zeros((0, r), np.float32)
+        # serving caches: blended vectors (also the history rows of queries), teacher gate, bias
+        self._v = np.zeros((0, d), np.float32)
+        self._g, self._b = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        self.pending: list[tuple[str, int, list[int]]] = []
+        self.steps = self.learned = self.now = 0
+        self.basis_n = 0  # catalog size the teacher basis was fitted on
+        self._refresh_at = 0
+        self.last_loss = float("nan")  # the latest step's loss on its fresh rows (drift signal)
+        self.boosted = (1.0, 0, 0)  # (learning-rate factor, steps left, replay horizon)
+        self.pretrained: dict[str, tuple[F32, float, float]] = {}  # item id -> (row, bias, n)
+        self._w = self.towers.numpy_weights()
 
-def user_np(w: dict[str, F32], x: F32) -> F32:
-    """Numpy twin of :meth:`Towers.user` for one feature row."""
-    h = np.maximum(w["user_in.weight"] @ x + w["user_in.bias"], 0.0)
-    return (w["user_out.weight"] @ h + w["user_out.bias"]).astype(np.float32)
+    # ---- protocol -----------------------------------------------------------------------
+    def observe_item(self, index: int) -> None:
+        size = index + 1
+        for name in (*_ITEM_ARRAYS, "_v", "_g", "_b"):
+            setattr(self, name, grow(getattr(self, name), size))
+        self.fresh.observe(index, self.learned)
+        n_cat = len(self.catalog)
+        if (
+            self.cfg.content
+            and _BASIS_START <= n_cat <= self.cfg.basis_until
+            and (n_cat >= 2 * self.basis_n)
+        ):
+            self._fit_basis()
+        rows = np.array([index])
+        self._cache_content(rows)
+        pre = self.pretrained.get(self.catalog.ids[index])
+        if pre is not None and self.n[index] == 0:
+            self.emb[index], self.bias[index], self.n[index] = pre
+        self._serve(rows)
+
+    def observe_user(self, user_id: str, embedding: F32 | None) -> None:
+        if embedding is not None:
+            self._user(user_id).profile = np.asarray(embedding, dtype=np.float32)
+
+    def learn_one(self, user_id: str, index: int, value: float, ts: int) -> None:
+        """Learn one interaction, whatever its value (see the module docstring)."""
+        self.now = max(self.now, ts)
+        st = self._user(user_id)
+        hist = st.hist[::-1]  # most recent first
+        self.pending.append((user_id, index, hist))
+        self.replay.add(user_id, index, hist)
+        self.recent.append((user_id, index, hist))
+        st.hist.append(index)
+        if len(st.hist) > self.cfg.history:
+            del st.hist[0]
+        self.users.lookup(user_id, ts)
+        if self.n[index] == 0:  # the id side starts where the distilled (or cold) head stands
+            if not self.cfg.content:
+                self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
+            else:
+                self.emb[index] = (self.dv if self.cfg.distill else self.cv)[index]
+            self.bias[index] = self.cb[index]
+        self.n[index] += 1
+        self.learned += 1
+        if len(self.pending) >= self.cfg.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        self._step(batch)
+        # freshness counts the batch only now: training saw each item as before its events
+        self.fresh.count(np.fromiter((b[1] for b in batch), np.int64, len(batch)), self.learned)
+        self._serve()
+        if self.cfg.user_ttl_ms is not None and self.steps % 100 == 0:
+            cutoff = self.now - self.cfg.user_ttl_ms
+            while self.state and next(iter(self.state.values())).last < cutoff:
+                self.state.popitem(last=False)  # least recently seen first
+            self.users.expire(self.now)
+
+    def score_all(self, user_id: str) -> F32:
+        n = len(self.catalog)
+        q = self.query(user_id)
+        d = self.cfg.dim
+        out = self._v[:n] @ q[:d] + self._b[:n]
+        if self.cfg.content:
+            out += self._g[:n] * (self.tp[:n] @ q[d:])
+        return out.astype(np.float32)
+
+    # ---- serving --------------------------------------------------------------------------
+    def query(self, user_id: str) -> F32:
+        """The user's side of the serving product (:attr:`StudentConfig.width` floats)."""
+        return self.queries([user_id])[0]
+
+    def queries(self, user_ids: list[str | None]) -> F32:
+        """:meth:`query` for many users at once (``None``: a user the student never saw)."""
+        cfg, w = self.cfg, self._w
+        states = [None if u is None else self.state.get(u) for u in user_ids]
+        hist = np.full((len(states), cfg.history), -1, dtype=np.int64)
+        for r, st in enumerate(states):
+            if st is not None and st.hist:
+                hist[r, : len(st.hist)] = st.hist[::-1]
+        att = self._attention_np(hist >= 0)
+        safe = np.maximum(hist, 0)
+        if not len(self._v):  # no catalog yet: nobody has a history
+            safe = np.zeros((len(states), 0), dtype=np.int64)
+            att = att[:, :0]
+        q = np.einsum("rh,rhd->rd", att, self._v[safe])
+        q[att.sum(1) == 0] += w["u0"]
+        rows = np.array([-1 if u is None else self.users.get(u) for u in user_ids], np.int64)
+        known = rows >= 0
+        if known.any():
+            q[known] += self.users.weight[torch.from_numpy(rows[known])].numpy()
+        if not cfg.content:
+            return q.astype(np.float32)
+        x = w["sim"][0] * np.einsum("rh,rhk->rk", att, self.tp[safe])
+        for r, st in enumerate(states):
+            if st is not None and st.profile is not None:
+                q[r] += w["profile.weight"] @ st.profile + w["profile.bias"]
+                x[r] += w["sim"][1] * (w["proj"] @ st.profile)
+        return np.concatenate([q, x], axis=1).astype(np.float32)
+
+    def serving_rows(self) -> tuple[F32, F32]:
+        """The served item matrix and bias, one row per catalog item: :meth:`score_all` is
+        ``rows @ query + bias``."""
+        n = len(self.catalog)
+        rows = self._v[:n]
+        if self.cfg.content:
+            rows = np.concatenate([rows, self._g[:n, None] * self.tp[:n]], axis=1)
+        return rows.astype(np.float32), self._b[:n].astype(np.float32)
+
+    def _attention_np(self, valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        logits = np.where(valid, self._w["pos"] if self.cfg.sequence else 0.0, -np.inf)
+        top = np.max(logits, axis=1, keepdims=True)
+        e = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
+        total = e.sum(1, keepdims=True)
+        return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+    def _serve(self, rows: I64 | None = None) -> None:
+        """Recompute the serving caches of ``rows`` (all rows: after a step)."""
+        n = len(self.catalog)
+        idx: Any = slice(0, n) if rows is None else rows
+        a = self._alpha(self.n[idx])
+        self._v[idx] = a[:, None] * self.emb[idx] + (1 - a)[:, None] * self.cv[idx]
+        self._g[idx] = self._w["gate"][bucket(self.n[idx])]
+        fresh = self.fresh.features(idx, self.learned) @ self._w["fresh.weight"][0]
+        self._b[idx] = a * self.bias[idx] + (1 - a) * self.cb[idx] + fresh
+
+    def _alpha(self, n: npt.NDArray[np.floating]) -> F32:
+        return (n / (n + self.cfg.blend)).astype(np.float32)
+
+    def _cache_content(self, rows: Any) -> None:
+        """Recompute the cached heads (and teacher projection) of ``rows``."""
+        if not self.cfg.content:
+            return
+        t = self.catalog.embeddings[rows]
+        self.cv[rows], self.cb[rows], self.dv[rows] = content_np(self._w, t)
+        self.tp[rows] = t @ self._w["proj"].T
+
+    def _fit_basis(self) -> None:
+        """The teacher basis: top principal directions (uncentred) of the catalog's embeddings."""
+        emb = self.catalog.embeddings
+        _, _, vt = np.linalg.svd(emb, full_matrices=False)
+        basis = np.zeros_like(self._w["proj"])
+        k = min(len(basis), len(vt))
+        basis[:k] = vt[:k]
+        with torch.no_grad():
+            self.towers.proj.copy_(torch.from_numpy(basis))
+        self._w["proj"] = basis
+        self.basis_n = len(emb)
+        self.tp[: len(emb)] = emb @ basis.T
+
+    # ---- training -----------------------------------------------------------------------
+    def _user(self, user_id: str) -> _UserState:
+        st = self.state.get(user_id)
+        if st is None:
+            st = self.state[user_id] = _UserState()
+            if len(self.state) > self.cfg.max_users:
+                self.state.popitem(last=False)
+        else:
+            self.state.move_to_end(user_id)
+        st.last = self.now
+        return st
+
+    def _step(self, batch: list[tuple[str, int, list[int]]]) -> None:
+        from models.training import train_step
+
+        train_step(self, batch)
+        self.steps += 1
+        factor, left, horizon = self.boosted
+        if left:
+            self.boosted = (factor, left - 1, horizon)
+            if left == 1:
+                self._set_lr(1.0)
+        self._w = self.towers.numpy_weights()
+        n = len(self.catalog)
+        lo = self._refresh_at
+        hi = min(n, lo + self.cfg.refresh_items)
+        self._refresh_at = 0 if hi >= n else hi
+        touched = np.unique(np.concatenate([[b[1] for b in batch], *[b[2] for b in batch]]))
+        self._cache_content(np.union1d(np.arange(lo, hi), touched.astype(np.int64)))
+
+    def adagrad(self, rows: I64, g_emb: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
+        """Sparse Adagrad on the id rows ``rows`` (unique) with their summed gradients."""
+        lr = self.cfg.lr_sparse * self.lr_factor()
+        if g_emb is not None:
+            g = g_emb.numpy()
+            acc = self.emb_acc[rows] + g * g
+            self.emb_acc[rows] = acc
+            self.emb[rows] -= lr * g / (np.sqrt(acc) + 1e-8)
+        if g_bias is not None:
+            gb = g_bias.numpy()
+            accb = self.bias_acc[rows] + gb * gb
+            self.bias_acc[rows] = accb
+            self.bias[rows] -= lr * gb / (np.sqrt(accb) + 1e-8)
+
+    # ---- drift adaptation -----------------------------------------------------------------
+    def boost(self, factor: float, steps: int, horizon: int = 0) -> None:
+        """For the next ``steps`` training steps: both learning rates times ``factor``, and,
+        if ``horizon``, replay drawn from the latest ``horizon`` interactions (at most
+        :data:`RECENT`) instead of the whole-history reservoir. A new boost replaces one that
+        is running."""
+        if factor <= 0 or steps < 0 or not 0 <= horizon <= RECENT:
+            raise ValueError(
+                f"boost needs factor > 0, steps >= 0 and 0 <= horizon <= {RECENT}; got "
+                f"factor={factor}, steps={steps}, horizon={horizon}"
+            )
+        self.boosted = (float(factor), int(steps), int(horizon))
+        self._set_lr(factor if steps else 1.0)
+
+    def lr_factor(self) -> float:
+        factor, left, _ = self.boosted
+        return factor if left else 1.0
+
+    def _set_lr(self, factor: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg.lr_dense * factor
+
+    def replay_rows(self, skip: int) -> tuple[list[str], I64, I64]:
+        """Replayed interactions for a step: from the reservoir, or during a boost with a
+        horizon from the latest ``horizon`` before the ``skip`` being trained."""
+        n = self.cfg.replay_per_batch
+        _, left, horizon = self.boosted
+        if not (left and horizon):
+            return self.replay.sample(n)
+        end = len(self.recent) - skip
+        start = max(0, end - horizon)
+        n = min(n, end - start)
+        picks = (torch.randperm(end - start, generator=self.gen)[:n] + start).tolist()
+        hist = np.full((n, self.cfg.history), -1, dtype=np.int64)
+        users, items = [], np.zeros(n, dtype=np.int64)
+        for r, j in enumerate(picks):
+            user, items[r], h = self.recent[j]
+            users.append(user)
+            hist[r, : len(h)] = h
+        return users, items, hist
+
+    # ---- state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "name": self.name,
+            "seed": self.seed,
+            "towers": {k: v.clone() for k, v in self.towers.state_dict().items()},
+            "opt": copy.deepcopy(self.opt.state_dict()),  # else it shares the moment tensors
+            "gen": self.gen.get_state(),
+            "rng": self._rng.bit_generator.state,
+            "users": self.users.state_dict(),
+            "user_state": [(k, list(s.hist), s.profile, s.last) for k, s in self.state.items()],
+            "replay": self.replay.state_dict(),
+            "recent": [(u, i, list(h)) for u, i, h in self.recent],
+            "boost": (*self.boosted, self.last_loss),
+            "arrays": {k: getattr(self, k).copy() for k in (*_ITEM_ARRAYS, "_v", "_g", "_b")},
+            "fresh": self.fresh.state_dict(),
+            "pending": [(u, i, list(h)) for u, i, h in self.pending],
+            "counters": (self.steps, self.learned, self.now, self._refresh_at, self.basis_n),
+            "item_ids": list(self.catalog.ids),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.towers.load_state_dict(state["towers"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        self._rng.bit_generator.state = state["rng"]
+        self.users.load_state_dict(state["users"])
+        self.load_user_state(state["user_state"])
+        self.replay.load_state_dict(state["replay"])
+        self.recent = deque(((u, i, list(h)) for u, i, h in state["recent"]), RECENT)
+        *boosted, self.last_loss = state["boost"]
+        self.boosted = (float(boosted[0]), int(boosted[1]), int(boosted[2]))
+        for k, v in state["arrays"].items():
+            setattr(self, k, v.copy())
+        self.fresh.load_state_dict(state["fresh"])
+        self.pending = [(u, i, list(h)) for u, i, h in state["pending"]]
+        self.steps, self.learned, self.now, self._refresh_at, self.basis_n = state["counters"]
+        self._w = self.towers.numpy_weights()
+
+    def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:
+        self.state = OrderedDict()
+        for key, hist, profile, last in entries:
+            st = self.state[key] = _UserState()
+            st.hist, st.profile, st.last = list(hist), profile, last
+
+    def sync_weights(self) -> None:
+        """Copy tower weights out for serving and recompute every cached row (after a load)."""
+        self._w = self.towers.numpy_weights()
+        n = len(self.catalog)
+        if n:
+            if self.cfg.content:
+                self.tp[:n] = self.catalog.embeddings @ self._w["proj"].T
+            self._cache_content(slice(0, n))
+            self._serve()

@@ -19,13 +19,13 @@ import torch
 
 from models.catalog import Catalog
 from models.exceptions import CheckpointError
-from models.student import StudentConfig
-from models.trainer import Student
+from models.student import Student, StudentConfig
 from streams.records import Interaction, Item, Record, User
 
 __all__ = ["load_checkpoint", "load_pretrained", "pretrain", "save_checkpoint"]
 
 _FORMAT = "coldstream-student"
+_VERSION = 2  # the student of DESIGN.md's one low-dimensional scoring space
 
 
 def save_checkpoint(student: Student, path: Path) -> Path:
@@ -36,7 +36,7 @@ def save_checkpoint(student: Student, path: Path) -> Path:
     torch.save(
         {
             "format": _FORMAT,
-            "version": 1,
+            "version": _VERSION,
             "teacher_dim": student.catalog.dim,
             "state": student.state_dict(),
         },
@@ -56,6 +56,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a coldstream student checkpoint")
+    if ckpt.get("version") != _VERSION:
+        raise CheckpointError(
+            f"{path} holds a student of format version {ckpt.get('version')}, this coldstream "
+            f"reads version {_VERSION}: make it again with coldstream pretrain"
+        )
     return ckpt
 
 
@@ -63,10 +68,12 @@ def load_pretrained(student: Student, path: Path) -> Student:
     """Start ``student`` from the checkpoint at ``path`` (same teacher and student sizes)."""
     ckpt = load_checkpoint(path)
     state = ckpt["state"]
-    if ckpt["teacher_dim"] != student.catalog.dim or state["config"]["dim"] != student.cfg.dim:
+    theirs = _shape(state["config"])
+    ours = _shape(student.cfg.to_dict())
+    if ckpt["teacher_dim"] != student.catalog.dim or theirs != ours:
         raise CheckpointError(
-            f"checkpoint {path} has teacher dim {ckpt['teacher_dim']} and student dim "
-            f"{state['config']['dim']}, this student {student.catalog.dim} and {student.cfg.dim}: "
+            f"checkpoint {path} has teacher dim {ckpt['teacher_dim']} and student shape "
+            f"{theirs}, this student {student.catalog.dim} and {ours}: "
             "pretrain with the same teacher and student settings"
         )
     student.towers.load_state_dict(state["towers"])
@@ -76,12 +83,20 @@ def load_pretrained(student: Student, path: Path) -> Student:
     student.load_user_state([(key, [], p, last) for key, _, p, last in state["user_state"]])
     arrays = state["arrays"]
     student.pretrained = {
-        item_id: (arrays["item_emb"][i], float(arrays["item_bias"][i]), float(arrays["item_n"][i]))
+        item_id: (arrays["emb"][i], float(arrays["bias"][i]), float(arrays["n"][i]))
         for i, item_id in enumerate(state["item_ids"])
-        if arrays["has_id"][i]
+        if arrays["n"][i] > 0
     }
+    student.basis_n = state["counters"][4]  # the teacher basis came with the towers
     student.sync_weights()
     return student
+
+
+def _shape(cfg: dict[str, Any]) -> tuple[int, ...]:
+    """What must agree for weights to move between students: the parameter shapes
+    ``(dim, teacher_rank, hidden, history, freshness scales)``."""
+    keys = ("dim", "teacher_rank", "hidden", "history")
+    return (*(int(cfg[k]) for k in keys), len(cfg["fresh_scales"]))
 
 
 def pretrain(

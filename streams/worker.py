@@ -58,7 +58,7 @@ __all__ = ["ROLES", "DeadLetter", "WorkerCore"]
 ROLES: dict[str, tuple[str, ...]] = {
     "student": ("student",),
     "baseline": ("river",),
-    "all": ("student", "river", "popularity"),
+    "all": ("student", "river", "item_knn", "popularity"),
 }
 
 

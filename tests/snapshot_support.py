@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from models.catalog import Catalog
 from models.evaluation import Prequential, run_prequential
+from models.student import Student
 from models.teacher import load_teacher
-from models.trainer import Student
 from streams.order import in_event_order
 from streams.records import Interaction, Item
 from streams.synthetic import SyntheticConfig, generate

@@ -26,7 +26,7 @@ from exporters.report import SLICE_ORDER, write_report
 from models.catalog import Catalog
 from models.evaluation import EvalResult, Prequential, run_prequential
 from models.exceptions import TeacherError, UnknownModelError
-from models.registry import build_models, parse_models
+from models.registry import MODEL_NAMES, NEEDS_TEACHER, build_models, parse_models
 from models.teacher import load_teacher
 from streams.order import in_event_order
 from streams.records import Interaction, Item, Record, User
@@ -51,8 +51,7 @@ __all__ = [
     "positive_threshold",
 ]
 
-DEFAULT_MODELS = "student,student_no_distill,river,popularity,content"
-_NEEDS_TEACHER = {"student", "student_no_distill", "content"}
+DEFAULT_MODELS = ",".join(MODEL_NAMES)  # every model, the student's ablations included
 
 ModelsOpt = Annotated[str, typer.Option(help="comma-separated models to compare")]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="cut-off of Recall@K and NDCG@K")]
@@ -170,7 +169,7 @@ def compare(
     start = time.perf_counter() if started is None else started
     events = in_event_order(records)
     threshold = opts.threshold
-    if _NEEDS_TEACHER & set(opts.names):
+    if NEEDS_TEACHER & set(opts.names):
         embeddings, dim = embed(events, opts.teacher)
     else:
         embeddings, dim = {}, 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from coldstream.demo import run_demo
+from models.registry import MODEL_NAMES
 from streams.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -48,13 +49,7 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     for name in ("report.json", "report.md", "recall_by_slice.png", "recall_over_time.png"):
         assert (report / name).stat().st_size > 0, name
     body = json.loads((report / "report.json").read_text())
-    assert set(body["models"]) == {
-        "student",
-        "student_no_distill",
-        "river",
-        "popularity",
-        "content",
-    }
+    assert set(body["models"]) == set(MODEL_NAMES)
     pids = [int(p) for p in re.findall(r"pid (\d+)", done.stderr)]
     assert len(pids) == 2 and all(_gone(p) for p in pids)
 

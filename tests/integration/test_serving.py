@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coldstream.settings import Settings
 from exporters.snapshot import SnapshotExporter, SnapshotStore, serving_tables
-from models.trainer import Student
+from models.student import Student
 from serving.server import InferenceServer, serve
 from streams.topics import ensure_topics
 from tests.snapshot_support import trained_student

@@ -16,6 +16,7 @@ from models.student import StudentConfig
 
 TINY = StudentConfig(
     dim=8,
+    teacher_rank=4,
     hidden=16,
     batch_size=16,
     negatives=16,

@@ -13,8 +13,7 @@ from models.drift import PSI, CentroidShift, LossWatch, Rising, psi
 from models.evaluation import Prequential
 from models.monitor import Adaptation, DriftConfig, DriftMonitor
 from models.registry import build_models
-from models.student import StudentConfig
-from models.trainer import RECENT, Student
+from models.student import RECENT, Student, StudentConfig
 from tests.unit.models_support import one_thread  # noqa: F401 (autouse fixture)
 
 
@@ -84,7 +83,8 @@ def _student(n_items: int = 40) -> tuple[Student, Catalog]:
     rng = np.random.default_rng(4)
     for i in range(n_items):
         cat.add(f"i{i}", rng.normal(0, 1, 8))
-    st = Student(cat, config=StudentConfig(dim=8, hidden=16, batch_size=8, negatives=16))
+    cfg = StudentConfig(dim=8, teacher_rank=4, hidden=16, batch_size=8, negatives=16)
+    st = Student(cat, config=cfg)
     for i in range(n_items):
         st.observe_item(i)
     return st, cat
@@ -100,11 +100,11 @@ def test_boost_raises_both_learning_rates_for_n_steps_then_restores_them() -> No
     st, _ = _student()
     lr = st.cfg.lr_dense
     st.boost(3.0, steps=2, horizon=16)
-    assert st.opt.param_groups[0]["lr"] == pytest.approx(3 * lr) and st._lr_factor() == 3.0
+    assert st.opt.param_groups[0]["lr"] == pytest.approx(3 * lr) and st.lr_factor() == 3.0
     _learn(st, 8)  # one step
     assert st.boosted[1] == 1 and st.opt.param_groups[0]["lr"] == pytest.approx(3 * lr)
     _learn(st, 8)
-    assert st.boosted[1] == 0 and st._lr_factor() == 1.0
+    assert st.boosted[1] == 0 and st.lr_factor() == 1.0
     assert st.opt.param_groups[0]["lr"] == pytest.approx(lr)
     assert np.isfinite(st.last_loss)
     for bad in ({"factor": 0.0, "steps": 1}, {"factor": 2.0, "steps": -1}):
@@ -114,11 +114,12 @@ def test_boost_raises_both_learning_rates_for_n_steps_then_restores_them() -> No
         st.boost(2.0, 1, horizon=RECENT + 1)
 
 
-def test_a_boost_replays_the_latest_positives_only() -> None:
+def test_a_boost_replays_the_latest_interactions_only() -> None:
     st, _ = _student()
     _learn(st, 200)
     recent = {(u, i) for u, i, _ in list(st.recent)[-40:-8]}
-    users, items, hist = st._recent_sample(64, horizon=32, skip=8)
+    st.boost(2.0, steps=1, horizon=32)
+    users, items, hist = st.replay_rows(skip=8)
     assert len(users) == 32 and hist.shape == (32, st.cfg.history)
     assert set(zip(users, items.tolist(), strict=True)) <= recent
 

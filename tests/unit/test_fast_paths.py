@@ -1,6 +1,6 @@
 """The per-event fast paths equal their plain definitions, bit for bit.
 
-The student's history features, its decayed positive counts and the drift monitor's item
+The student's queries, its decayed interaction counts and the drift monitor's item
 popularity ranks are computed in vectorised or incremental form for speed (see the README's
 "Benchmarks"); these tests pin each to the straightforward loop it replaced, so a change in
 speed can never be a change in results.
@@ -11,56 +11,56 @@ from __future__ import annotations
 import numpy as np
 
 from models.catalog import Catalog
+from models.freshness import Freshness
 from models.monitor import DriftMonitor
 from models.registry import build_models
-from models.trainer import Student
 from tests.snapshot_support import trained_student
 
 
-def test_history_features_equal_the_mean_of_each_history() -> None:
+def test_queries_equal_the_per_user_definition() -> None:
     student, _, _ = trained_student(events=1500, items=120, users=80)
-    emb = student.catalog.embeddings
-    dt = emb.shape[1]
-    rng = np.random.default_rng(0)
-    hists = np.full((50, student.cfg.history), -1, dtype=np.int64)
-    for r in range(50):  # empty, partial and full histories, repeats allowed
-        k = int(rng.integers(0, student.cfg.history + 1))
-        hists[r, :k] = rng.integers(0, len(student.catalog), k)
-    users = list(student.state)[:50]
-    x = student._features([student.state[u] for u in users], hists)
-    for r in range(50):
-        h = [i for i in hists[r] if i >= 0]
-        want = emb[h].mean(0) if h else np.zeros(dt, dtype=np.float32)
-        assert np.array_equal(x[r, dt : 2 * dt], want)
-        assert x[r, -1] == (1.0 if h else 0.0)
-    # without explicit histories: each user's own
-    own = student._features([student.state[u] for u in users])
+    w, d = student._w, student.cfg.dim
+    users = [*list(student.state)[:40], "never-seen"]
+    got = student.queries(users)
     for r, u in enumerate(users):
-        h = student.state[u].hist
-        assert np.array_equal(own[r, dt : 2 * dt], emb[h].mean(0) if h else np.zeros(dt))
+        st = student.state.get(u)
+        hist = st.hist[::-1] if st is not None else []  # most recent first
+        q, x = np.zeros(d), np.zeros(student.cfg.teacher_rank)
+        if hist:
+            logits = w["pos"][: len(hist)]
+            att = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+            for k, item in enumerate(hist):
+                q += att[k] * student._v[item]
+                x += att[k] * w["sim"][0] * student.tp[item]
+        else:
+            q += w["u0"]
+        row = student.users.get(u)
+        if row >= 0:
+            q += student.users.weight[row].numpy()
+        if st is not None and st.profile is not None:
+            q += w["profile.weight"] @ st.profile + w["profile.bias"]
+            x += w["sim"][1] * (w["proj"] @ st.profile)
+        np.testing.assert_allclose(got[r], np.concatenate([q, x]), rtol=1e-5, atol=1e-6)
 
 
 def test_decayed_counts_equal_the_event_by_event_update() -> None:
-    cat = Catalog(8)
-    a, b = Student(cat, threshold=None), Student(cat, threshold=None)
+    a, b = Freshness((200.0, 2000.0, 20000.0)), Freshness((200.0, 2000.0, 20000.0))
     for i in range(30):
-        cat.add(f"i{i}", np.ones(8, dtype=np.float32))
-        a.observe_item(i)
-        b.observe_item(i)
+        a.observe(i, 0)
+        b.observe(i, 0)
     rng = np.random.default_rng(1)
-    scales = a._scales
-    for _ in range(40):  # batches that cross the rebase point (every 8 * 200 positives)
+    scales, clock = a.scales, 0
+    for _ in range(40):  # batches that cross the rebase point (every 8 * 200 interactions)
         items = rng.integers(0, 30, int(rng.integers(1, 300)))
-        for s in (a, b):
-            s.learned += len(items)
-        a._heat(items)
+        clock += len(items)
+        a.count(items, clock)
         for j, index in enumerate(items):  # the loop it replaced
-            clock = b.learned - len(items) + j + 1
-            if clock - b.heat_base > 8 * scales[0]:
-                b.heat *= 2.0 ** (-(clock - b.heat_base) / scales)
-                b.heat_base = clock
-            b.heat[index] += 2.0 ** ((clock - b.heat_base) / scales)
-        assert a.heat_base == b.heat_base
+            at = clock - len(items) + j + 1
+            if at - b.base > 8 * scales[0]:
+                b.heat *= 2.0 ** (-(at - b.base) / scales)
+                b.base = at
+            b.heat[index] += 2.0 ** ((at - b.base) / scales)
+        assert a.base == b.base
         assert np.array_equal(a.heat, b.heat)
 
 

@@ -1,4 +1,5 @@
-"""The student: blend rule, fallbacks, distillation, feedback, bounded state, transfer."""
+"""The student: served rows, the hand-over from content to id, distillation, the sequence-aware
+query, fallbacks, bounded state, transfer."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import pytest
 
 from models.catalog import Catalog
 from models.exceptions import CheckpointError
-from models.student import StudentConfig, blend_weight
-from models.trainer import Student
+from models.student import MAX_WIDTH, Student, StudentConfig
 from models.transfer import load_pretrained, pretrain, save_checkpoint
 from streams.records import Interaction, Item
 from tests.unit.models_support import (
@@ -32,21 +32,73 @@ def _student(cfg: StudentConfig = TINY, n_items: int | None = None, **kw: object
     return s
 
 
-def test_blend_moves_from_content_to_id() -> None:
-    a = blend_weight(np.array([0.0, 0.0, 5.0, 45.0]), np.array([False, True, True, True]), 5.0)
-    np.testing.assert_allclose(a, [0.0, 0.0, 0.5, 0.9])
+def test_served_rows_are_narrow_and_score_like_the_student() -> None:
+    s = _student()
+    feed(s, STREAM.events[:200])
+    s.flush()
+    rows, bias = s.serving_rows()
+    assert rows.shape == (len(s.catalog), TINY.dim + TINY.teacher_rank) == (40, TINY.width)
+    for user in ("u1", "nobody"):
+        np.testing.assert_allclose(rows @ s.query(user) + bias, s.score_all(user), rtol=1e-5)
+    assert StudentConfig().width <= MAX_WIDTH
+    with pytest.raises(ValueError, match="at most 128 floats"):
+        StudentConfig(dim=100, teacher_rank=64)
 
 
 def test_a_cold_item_is_served_from_content_alone() -> None:
     s = _student()
     feed(s, STREAM.events[:200])
     s.flush()
-    cold = int(np.flatnonzero(s.item_n[: len(s.catalog)] == 0)[0])
+    cold = int(np.flatnonzero(s.n[: len(s.catalog)] == 0)[0])
     before = s.score_all("u1")[cold]
-    s.item_emb[cold] += 100.0  # the id side of a cold item must not matter
-    s.item_bias[cold] += 100.0
+    s.emb[cold] += 100.0  # the id side of a cold item must not matter
+    s.bias[cold] += 100.0
     s._serve(np.array([cold]))
     assert s.score_all("u1")[cold] == pytest.approx(before)
+
+
+@pytest.mark.parametrize("distill", [True, False])
+def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool) -> None:
+    s = _student(replace(TINY, distill=distill))
+    feed(s, STREAM.events[:100])
+    s.flush()
+    item = int(np.flatnonzero(s.n[: len(s.catalog)] == 0)[0])
+    head = (s.dv if distill else s.cv)[item].copy()
+    s.learn_one("someone", item, 1.0, 10_000)
+    np.testing.assert_array_equal(s.emb[item], head)
+    assert s.bias[item] == s.cb[item]  # a bias is earned, never distilled
+    # the hand-over: the served vector moves from content to id as interactions accumulate
+    assert s._alpha(np.array([0.0, 1.0, 9.0])).tolist() == pytest.approx([0.0, 0.5, 0.9])
+
+
+def test_distillation_teaches_the_distilled_head_warm_vectors() -> None:
+    cosine = {}
+    for distill in (True, False):
+        s = _student(replace(TINY, distill=distill, distill_min_count=3))
+        for epoch in range(2):
+            feed(s, STREAM.events, t0=epoch * 1000)
+        s.flush()
+        n = len(s.catalog)
+        warm = s.n[:n] >= 3
+        a, b = s.dv[:n][warm], s._v[:n][warm]
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        cosine[distill] = float(cos.mean())
+    # from text alone, the distilled head points where warm items' learned vectors point
+    assert cosine[True] > 0.2 > abs(cosine[False])
+
+
+def test_the_query_attends_to_recent_items_in_order() -> None:
+    orders = {}
+    for sequence in (True, False):
+        s = _student(replace(TINY, sequence=sequence))
+        feed(s, STREAM.events[:300])
+        s.flush()
+        for name, hist in (("ab", [3, 7]), ("ba", [7, 3])):
+            s.learn_one(name, hist[0], 1.0, 5000)
+            s.learn_one(name, hist[1], 1.0, 5001)
+        orders[sequence] = (s.query("ab"), s.query("ba"))
+    assert not np.allclose(*orders[True])  # the order of the same two items matters
+    np.testing.assert_allclose(*orders[False], rtol=1e-6)  # the ablation: an order-free mean
 
 
 def test_new_user_fallbacks_profile_and_history() -> None:
@@ -56,31 +108,28 @@ def test_new_user_fallbacks_profile_and_history() -> None:
     blank = s.score_all("stranger")
     s.observe_user("with_profile", STREAM.emb[0])
     assert not np.allclose(s.score_all("with_profile"), blank)
-    s.learn_one("with_history", 3, 1.0, 999)  # one event: history fallback, no id row yet
+    s.learn_one("with_history", 3, 1.0, 999)  # one event: history, no id row yet
     assert s.users.get("with_history") == -1
     assert not np.allclose(s.score_all("with_history"), blank)
 
 
-def test_distillation_aligns_content_with_warm_ids() -> None:
-    gaps = {}
-    for distill in (True, False):
-        s = _student(replace(TINY, distill=distill, distill_min_count=3))
-        for epoch in range(2):
-            feed(s, STREAM.events, t0=epoch * 1000)
-        s.flush()
-        n = len(s.catalog)
-        warm = s.item_n[:n] >= 3
-        gaps[distill] = float(
-            np.linalg.norm(s.c_vec[:n][warm] - s.item_emb[:n][warm], axis=1).mean()
-        )
-    assert gaps[True] < 0.7 * gaps[False]
-
-
-def test_explicit_feedback_learns_positives_only() -> None:
+def test_every_interaction_is_learned_whatever_its_rating() -> None:
     s = _student(threshold=4.0)
     s.learn_one("u", 0, 2.0, 0)
     s.learn_one("u", 1, 4.5, 1)
-    assert s.learned == 1 and s.state["u"].hist == [1]
+    assert s.learned == 2 and s.state["u"].hist == [0, 1]
+
+
+def test_the_teacher_basis_is_refitted_as_the_catalog_doubles_then_fixed() -> None:
+    cfg = replace(TINY, basis_until=32)
+    s = _student(cfg, n_items=0)
+    sizes = []
+    for i in range(40):
+        s.observe_item(s.catalog.add(f"i{i}", STREAM.emb[i]))
+        sizes.append(s.basis_n)
+    assert sorted(set(sizes)) == [0, 16, 32]
+    assert s.tp.shape[1] == TINY.teacher_rank
+    np.testing.assert_allclose(s.tp[:40], STREAM.emb[:40] @ s._w["proj"].T, rtol=1e-5, atol=1e-6)
 
 
 def test_user_state_is_bounded() -> None:
@@ -110,11 +159,11 @@ def test_transfer_from_a_pretrained_checkpoint(tmp_path: Path) -> None:
     load_pretrained(fresh, ckpt)
     idx = fresh.catalog.add("i5", STREAM.emb[5])
     fresh.observe_item(idx)
-    assert fresh.has_id[idx] and fresh.item_n[idx] > 0  # matched by id, warm from the start
+    assert fresh.n[idx] > 0  # matched by id, warm from the start
+    assert fresh.basis_n == 32  # the teacher basis came with the towers
     cold = _student(n_items=6)
-    # the pretrained towers rank a returning user's topic better than untrained ones
     u = next(u for u, _ in STREAM.events)
-    assert not np.allclose(fresh.user_vector(u), cold.user_vector(u))
+    assert not np.allclose(fresh.query(u), cold.query(u))  # the user's id row came along
 
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_pretrained(fresh, tmp_path / "missing.ckpt")

@@ -21,7 +21,7 @@ from exporters.snapshot import (
     open_snapshot,
     serving_tables,
 )
-from models.trainer import Student
+from models.student import Student
 from serving.scorer import Scorer
 from tests.snapshot_support import trained_student
 

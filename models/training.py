@@ -1,0 +1,124 @@
+"""One training step of the student (:class:`models.student.Student`), kept apart from the
+model's state and serving so each file has one job.
+
+The step takes the fresh micro-batch plus replayed interactions, builds the candidates
+(in-batch targets and uniform negatives), and minimises the sampled softmax of
+``query . row + bias`` with the logQ correction, exactly the product the student serves (see
+:mod:`models.student` for the formulas). The freshness term applies to the fresh rows only:
+how fresh an item is now says nothing about a replayed event. With distillation on, the
+distilled head also learns to reproduce the warm candidates' vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.towers import bucket
+
+if TYPE_CHECKING:
+    from models.student import Student
+
+__all__ = ["train_step"]
+
+
+def _attention(pos: torch.Tensor, valid: torch.Tensor, ordered: bool) -> torch.Tensor:
+    """Softmax over the valid history positions (by learned position logits, or uniform);
+    all zero for an empty history."""
+    logits = pos.expand_as(valid) if ordered else torch.zeros(valid.shape)
+    att = torch.softmax(logits.masked_fill(~valid, -1e9), dim=1)
+    return att * valid
+
+
+def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
+    cfg, towers, emb = s.cfg, s.towers, s.catalog.embeddings
+    r_users, r_items, r_hist = s.replay_rows(len(batch))
+    users = [b[0] for b in batch] + list(r_users)
+    rows_n, fresh_n = len(users), len(batch)
+    hist = np.full((rows_n, cfg.history), -1, dtype=np.int64)
+    for r, b in enumerate(batch):
+        hist[r, : len(b[2])] = b[2]
+    hist[fresh_n:] = r_hist
+    batch_items = np.fromiter((b[1] for b in batch), np.int64, fresh_n)
+    items = np.concatenate([batch_items, r_items]).astype(np.int64)
+    n_cat = len(s.catalog)
+    counts = s.n[:n_cat].copy()  # as they were when the batch began
+    np.subtract.at(counts, batch_items, 1.0)
+
+    neg = torch.randint(0, n_cat, (cfg.negatives,), generator=s.gen).numpy()
+    cand, inv = np.unique(np.concatenate([items, neg]), return_inverse=True)
+    tgt = torch.from_numpy(inv[:rows_n])
+    valid = hist >= 0
+    rows = np.union1d(cand, hist[valid])  # every id row the step touches, once
+    cpos = torch.from_numpy(np.searchsorted(rows, cand))
+    hpos = torch.from_numpy(np.searchsorted(rows, np.where(valid, hist, rows[0])))
+
+    e = torch.from_numpy(s.emb[rows]).requires_grad_()
+    eb = torch.from_numpy(s.bias[rows]).requires_grad_()
+    a = torch.from_numpy(s._alpha(counts[rows]))
+    if cfg.content:
+        cv, cb, hidden = towers.content(torch.from_numpy(emb[cand]))
+    else:
+        cv, cb, hidden = torch.zeros(len(cand), cfg.dim), torch.zeros(len(cand)), None
+    ac = a[cpos]
+    v = ac[:, None] * e[cpos] + (1 - ac)[:, None] * cv
+    bias = ac * eb[cpos] + (1 - ac) * cb
+
+    # queries: attention over the history's item vectors (cached cold head: no gradient)
+    ctx = a[:, None] * e + (1 - a)[:, None] * torch.from_numpy(s.cv[rows])
+    valid_t = torch.from_numpy(valid)
+    att = _attention(towers.pos, valid_t, cfg.sequence)
+    q = (att[:, :, None] * ctx[hpos]).sum(1)
+    q = q + (~valid_t.any(1)).float()[:, None] * towers.u0
+    profiles = np.zeros((rows_n, emb.shape[1]), dtype=np.float32)
+    has_profile = np.zeros(rows_n, dtype=np.float32)
+    for r, u in enumerate(users):
+        st = s.state.get(u)
+        if st is not None and st.profile is not None:
+            profiles[r], has_profile[r] = st.profile, 1.0
+    prof, has_p = torch.from_numpy(profiles), torch.from_numpy(has_profile)[:, None]
+    if cfg.content and has_profile.any():
+        q = q + has_p * towers.profile(prof)
+    urows = np.array([s.users.get(u) for u in users], dtype=np.int64)
+    known = urows >= 0
+    uniq, uinv = np.unique(urows[known], return_inverse=True)
+    ue = s.users.weight[torch.from_numpy(uniq)].clone().requires_grad_()
+    if len(uniq):
+        q = q.index_put((torch.from_numpy(np.flatnonzero(known)),), ue[uinv], accumulate=True)
+
+    logits = q @ v.T + bias
+    if cfg.content:  # the teacher channel, gated per count bucket on the item side
+        tp = torch.from_numpy(s.tp)
+        tx = towers.sim[0] * (att[:, :, None] * tp[torch.from_numpy(np.maximum(hist, 0))]).sum(1)
+        tx = tx + towers.sim[1] * has_p * (prof @ towers.proj.T)
+        gate = towers.gate[torch.from_numpy(bucket(counts[cand]))]
+        logits = logits + tx @ (tp[torch.from_numpy(cand)] * gate[:, None]).T
+    feats = s.fresh.features(cand, s.learned - fresh_n)  # as the batch began
+    now_rows = (torch.arange(rows_n) < fresh_n).float()
+    logits = logits + now_rows[:, None] * towers.fresh(torch.from_numpy(feats)).squeeze(-1)
+    # logQ: each candidate's expected share of the sample (in-batch by popularity + uniform)
+    pop = counts[cand] + 1.0
+    share = rows_n * pop / (counts.sum() + n_cat) + cfg.negatives / n_cat
+    logits = logits - torch.from_numpy(np.log(share).astype(np.float32))
+
+    loss = F.cross_entropy(logits, tgt)
+    if cfg.distill and hidden is not None:
+        warm = torch.from_numpy(counts[cand] >= cfg.distill_min_count)
+        if bool(warm.any()):
+            predicted = towers.distilled(hidden[warm].detach())
+            loss = loss + cfg.distill_weight * ((predicted - v[warm].detach()) ** 2).sum(1).mean()
+    # the fresh rows' loss before learning them, over that of a uniform guess among the
+    # candidates (a growing catalog must not read as drift): the drift monitor's loss signal
+    fresh_loss = F.cross_entropy(logits[:fresh_n].detach(), tgt[:fresh_n])
+    s.last_loss = float(fresh_loss) - math.log(len(cand))
+    s.opt.zero_grad()
+    loss.backward()
+    s.opt.step()
+    with torch.no_grad():
+        s.adagrad(rows, e.grad, eb.grad)
+        if ue.grad is not None and len(uniq):
+            s.users.adagrad_(torch.from_numpy(uniq), ue.grad, cfg.lr_sparse * s.lr_factor())
