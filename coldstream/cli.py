@@ -322,6 +322,13 @@ def worker(
         ),
     ] = False,
     field: FieldOpt = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="start the student from this checkpoint (coldstream pretrain) instead of zero; "
+            "a worker checkpoint in --checkpoint-dir, once there, takes precedence"
+        ),
+    ] = None,
 ) -> None:
     """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
     from streams.worker import ROLES
@@ -330,6 +337,17 @@ def worker(
         raise typer.BadParameter(
             f"unknown role {role!r}: use {', '.join(ROLES)}", param_hint="--role"
         )
+    if init is not None:
+        if not init.is_file():
+            raise typer.BadParameter(
+                f"{init} is not a file: make one with coldstream pretrain", param_hint="--init"
+            )
+        if "student" not in ROLES[role]:
+            raise typer.BadParameter(
+                f"role {role!r} has no student to start from a checkpoint: use --role student "
+                "or --role all",
+                param_hint="--init",
+            )
     _check_feedback(feedback)
     settings = _settings(
         broker=broker,
@@ -354,6 +372,7 @@ def worker(
             max_poll_records=max_poll_records,
             threads=threads,
             adapt=adapt,
+            init=init,
         )
     except ColdstreamError as exc:
         _fail(str(exc))

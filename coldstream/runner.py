@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -63,6 +64,7 @@ def run_worker_command(
     threads: int = 1,
     snapshots: bool = True,
     adapt: bool = False,
+    init: Path | None = None,
 ) -> None:
     from models.monitor import Adaptation
     from models.teacher import load_teacher
@@ -84,13 +86,17 @@ def run_worker_command(
         threshold=threshold,
         eval_every=eval_every,
         adapt=Adaptation() if adapt else None,
+        init=init,
     )
     directory = settings.checkpoint_dir / role
     if core.restore(directory):
         err.print(
             f"restored the checkpoint in {directory}: {core.model_events:,} events applied, "
             f"offsets {sorted(core.offsets.items())}"
+            + (f" (it supersedes --init {init})" if init is not None else "")
         )
+    elif init is not None:
+        err.print(f"the student starts from the pretrained checkpoint {init}")
     server, _thread = start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
     port = server.server_port
     out.print(f"worker ({role}) on {settings.broker}: metrics at http://127.0.0.1:{port}/metrics")

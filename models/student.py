@@ -8,8 +8,8 @@ Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teache
 
 ``t_i`` is the teacher embedding; ``c_i``/``cb_i`` the cold head of the content tower;
 ``e_i``/``beta_i`` the item's id row (sparse Adagrad), which starts at the item's first
-interaction from the *distilled* head (trained to predict warm items' vectors from text; the
-bias from the cold head) and
+interaction in the direction of the *distilled* head (trained to predict warm items' vectors
+from text), with the cold head's length and bias, and
 takes over from content as interactions accumulate; ``P`` the top ``teacher_rank`` principal
 directions of the catalog's teacher embeddings (refitted each time the catalog doubles, up to
 ``basis_until`` items, then fixed), so the teacher enters through a projection; ``g(n)`` a
@@ -213,16 +213,27 @@ class Student:
         if len(st.hist) > self.cfg.history:
             del st.hist[0]
         self.users.lookup(user_id, ts)
-        if self.n[index] == 0:  # the id side starts where the distilled (or cold) head stands
-            if not self.cfg.content:
-                self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
-            else:
-                self.emb[index] = (self.dv if self.cfg.distill else self.cv)[index]
-            self.bias[index] = self.cb[index]
+        if self.n[index] == 0:
+            self._start_id(index)
         self.n[index] += 1
         self.learned += 1
         if len(self.pending) >= self.cfg.batch_size:
             self.flush()
+
+    def _start_id(self, index: int) -> None:
+        """An item's first interaction: its id vector starts in the direction of the distilled
+        head (without distillation: at the cold head) with the cold head's length, and its bias
+        at the cold head's. The direction says which warm items the new one resembles; their
+        length and bias are popularity they earned, and handing those over let new items crowd
+        out brand-new ones (README, "The student")."""
+        if not self.cfg.content:
+            self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
+        elif self.cfg.distill:
+            direction = self.dv[index] / max(float(np.linalg.norm(self.dv[index])), 1e-6)
+            self.emb[index] = direction * np.linalg.norm(self.cv[index])
+        else:
+            self.emb[index] = self.cv[index]
+        self.bias[index] = self.cb[index]
 
     def flush(self) -> None:
         if not self.pending:
@@ -435,6 +446,7 @@ class Student:
             "pending": [(u, i, list(h)) for u, i, h in self.pending],
             "counters": (self.steps, self.learned, self.now, self._refresh_at, self.basis_n),
             "item_ids": list(self.catalog.ids),
+            "pretrained": {k: (v[0].copy(), v[1], v[2]) for k, v in self.pretrained.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -453,6 +465,7 @@ class Student:
         self.fresh.load_state_dict(state["fresh"])
         self.pending = [(u, i, list(h)) for u, i, h in state["pending"]]
         self.steps, self.learned, self.now, self._refresh_at, self.basis_n = state["counters"]
+        self.pretrained = {k: (v[0].copy(), v[1], v[2]) for k, v in state["pretrained"].items()}
         self._w = self.towers.numpy_weights()
 
     def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:

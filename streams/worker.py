@@ -108,6 +108,7 @@ class WorkerCore:
         clock: Callable[[], float] = time.time,
         adapt: Adaptation | None = None,
         drift_config: DriftConfig | None = None,
+        init: Path | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
@@ -121,7 +122,11 @@ class WorkerCore:
         }
         self.fields, self.limits = settings.fields, settings.limits
         self.catalog = Catalog(teacher.dim)
-        self.models = build_models(list(ROLES[role]), self.catalog, threshold=threshold, seed=seed)
+        # ``init``: the students start from a pretrained checkpoint (coldstream pretrain); a
+        # worker checkpoint restored later replaces everything, ``init`` included
+        self.models = build_models(
+            list(ROLES[role]), self.catalog, threshold=threshold, seed=seed, init=init
+        )
         self.evaluator = Prequential(
             self.models, self.catalog, k=k, threshold=threshold, every=eval_every, window=window
         )

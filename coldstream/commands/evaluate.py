@@ -119,20 +119,42 @@ def _evaluate(source: Path, format: str, opts: Options) -> None:
 
 
 def pretrain(
-    source: Annotated[Path, typer.Argument(help="history: jsonl dir, csv file or MovieLens dir")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="history: a jsonl dir, csv file or MovieLens dir; or kafka:// (the configured "
+            "broker) or kafka://HOST:PORT to read the topics' history (--from, --until)"
+        ),
+    ],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="checkpoint file to write")],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     teacher: Annotated[str | None, typer.Option(help="teacher model dir or name")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="passes over the history")] = 1,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     threshold: Annotated[float | None, typer.Option(help="positive if value >= this")] = None,
+    from_: Annotated[
+        str, typer.Option("--from", help="topics: earliest, an offset or an ISO-8601 time")
+    ] = "earliest",
+    until: Annotated[
+        str, typer.Option(help="topics: end or an ISO-8601 time (events before it)")
+    ] = "end",
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="topics: prefix [env: COLDSTREAM_TOPIC_PREFIX]")
+    ] = None,
+    feedback: Annotated[
+        str, typer.Option(help="topics: implicit or explicit (ratings)")
+    ] = "implicit",
 ) -> None:
-    """Train a student offline on history; start live students from it with --init."""
+    """Train a student offline on history (a file or the topics); start students from it with
+    ``coldstream worker --init`` or ``coldstream evaluate --init``."""
     from models.student import StudentConfig
     from models.transfer import pretrain as run_pretrain
 
-    _check_source(source, format)
-    records, feedback = _load(source, format)
+    if source.startswith("kafka:"):
+        records, feedback = _history(source, from_, until, topic_prefix, feedback)
+    else:
+        _check_source(Path(source), format)
+        records, feedback = _load(Path(source), format)
     threshold = positive_threshold(feedback, threshold)
     embeddings, dim = embed(records, teacher)
     with progress_bar("pretraining", len(records) * epochs) as advance:
@@ -148,3 +170,39 @@ def pretrain(
             progress=advance,
         )
     out.print(f"checkpoint: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _history(
+    source: str, from_: str, until: str, topic_prefix: str | None, feedback: str
+) -> tuple[list[Record], str]:
+    """The topics' history over ``[--from, --until)``, as ``coldstream replay`` reads it."""
+    from coldstream.settings import Settings
+    from streams.history import check_range, parse_from, parse_until, read_history
+
+    if feedback not in ("implicit", "explicit"):
+        raise typer.BadParameter(
+            f"{feedback!r} is not a feedback kind: use implicit or explicit",
+            param_hint="--feedback",
+        )
+    address = source.removeprefix("kafka:").removeprefix("//") or None
+    try:
+        start, end = parse_from(from_), parse_until(until)
+        check_range(start, end)
+        settings = Settings.load(broker=address, topic_prefix=topic_prefix)
+    except ColdstreamError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        with progress_bar(f"reading {settings.broker}", None) as advance:
+            history = read_history(settings, start, end, progress=advance)
+    except ColdstreamError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    if not history.counts()["interaction"]:
+        err.print(
+            f"[bold red]error:[/] no interactions in {settings.topics.interactions} between "
+            f"--from {from_} and --until {until}: nothing to pretrain on"
+        )
+        raise typer.Exit(1)
+    from streams.order import in_event_order
+
+    return in_event_order(history.records), feedback
