@@ -1,8 +1,8 @@
 """Benchmark: the Scorer on CUDA against the Scorer on the CPU, for answers and for latency.
 
-Snapshots are built like ``bench.bench_serving`` (its ``tables()``: 10k, 100k and 1M items, the
-``exact`` 64 + 384 and ``rank16`` 64 + 16 widths). For each, one ``Scorer`` on CUDA and one on
-the CPU:
+Snapshots are built like ``bench.bench_serving`` (its ``tables()``: 10k, 100k and 1M items,
+the ``exact`` rows at the student's default width, 64 + 32). For each, one ``Scorer`` on CUDA
+and one on the CPU:
 
 - read back: the provider the CUDA session really runs on and its ``use_tf32`` option;
 - IO binding: which session methods one ``topk()`` calls (``io_binding`` and
@@ -42,7 +42,7 @@ from bench.common import show
 from exporters.snapshot import SnapshotStore
 from serving.scorer import CUDA, Scorer
 
-WIDTHS = {"exact": STUDENT_DIM + TEACHER_DIM, "rank16": STUDENT_DIM + 16}
+WIDTHS = {"exact": STUDENT_DIM + TEACHER_DIM}
 F32 = np.ndarray[Any, np.dtype[np.float32]]
 I64 = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -193,7 +193,7 @@ def main() -> None:
             results["preload_dlls"] = f"{type(e).__name__}: {e}"
     with tempfile.TemporaryDirectory() as tmp:
         store = SnapshotStore(Path(tmp) / "probe")
-        store.write(tables(1000, WIDTHS["rank16"]), k_max=20, events_seen=0, newest_event_ts=None)
+        store.write(tables(1000, WIDTHS["exact"]), k_max=20, events_seen=0, newest_event_ts=None)
         results["provider_used"] = Scorer(store.open(), provider="auto").provider
         if results["provider_used"] != CUDA:
             show(results, args.json)

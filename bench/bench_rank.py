@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=30_000)
     ap.add_argument("--items", type=int, default=1500)
     ap.add_argument("--users", type=int, default=1500)
-    ap.add_argument("--ranks", default="8,16,32,64")
+    ap.add_argument("--ranks", default="4,8,16")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

@@ -1,10 +1,8 @@
 """Benchmark: top-20 latency and throughput of a snapshot, in the ONNX session and over HTTP.
 
 Synthetic catalogs of 10k, 100k and 1M items are written as real snapshots (the exporter's own
-graph: ``query @ items.T + bias`` then ``TopK``), at two widths:
-
-- ``exact``: what the student serves by default, 64 (student) + 384 (MiniLM teacher term) columns;
-- ``rank16``: ``COLDSTREAM_SNAPSHOT_TEACHER_RANK=16``, 64 + 16 columns (approximate teacher term).
+graph: ``query @ items.T + bias`` then ``TopK``), at the width the student serves by default
+(``exact``: 64 id/content + 32 teacher-projection columns, :attr:`StudentConfig.width`).
 
 ``session``: one ONNX Runtime session, batches of 1 and 256 query rows, latency per run (p50,
 p99) and users scored per second. ``http``: ``coldstream serve`` in its own process, a client
@@ -34,9 +32,10 @@ import orjson
 from bench.common import show
 from coldstream.children import Child
 from exporters.snapshot import ServingTables, SnapshotStore
+from models.student import StudentConfig
 from serving.scorer import Scorer
 
-STUDENT_DIM, TEACHER_DIM = 64, 384
+STUDENT_DIM, TEACHER_DIM = StudentConfig().dim, StudentConfig().teacher_rank
 USERS = 2000
 
 
@@ -161,7 +160,7 @@ def main() -> None:
         "onnxruntime": ort.__version__,
         "providers_available": ",".join(ort.get_available_providers()),
     }
-    widths = {"exact": STUDENT_DIM + TEACHER_DIM, "rank16": STUDENT_DIM + 16}
+    widths = {"exact": STUDENT_DIM + TEACHER_DIM}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for label, width in widths.items():

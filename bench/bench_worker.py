@@ -200,9 +200,11 @@ def _student(
         if 100 <= student.steps < 120:  # a catalog of some size, as in the timed run
             with FlopCounterMode(display=False) as fc:
                 step(batch)
-            refreshed = min(len(catalog), cfg.refresh_items)  # numpy, not counted by torch
+            # the numpy refresh of cached content rows, not counted by torch: the rolling slice
+            # and the batch's rows (about one per interaction), both heads and the projection
+            refreshed = min(len(catalog), cfg.refresh_items) + len(batch)
             counted["flops"] += fc.get_total_flops() + refreshed * 2 * (
-                catalog.dim * cfg.hidden + cfg.hidden * (cfg.dim + 1)
+                catalog.dim * (cfg.hidden + cfg.teacher_rank) + cfg.hidden * (2 * cfg.dim + 1)
             )
             counted["events"] += len(batch)
         else:

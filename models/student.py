@@ -95,7 +95,7 @@ class StudentConfig:
     user_min_count: int = 2  # frequency filter of the user id table
     user_ttl_ms: int | None = None  # idle expiry of user state (event time)
     max_users: int = 1_000_000  # bound on user rows and user state
-    refresh_items: int = 1_000  # cached content rows recomputed per step besides the batch's
+    refresh_items: int = 256  # cached content rows recomputed per step besides the batch's
     fresh_scales: tuple[float, ...] = (200.0, 2_000.0, 20_000.0)  # in interactions learned
     basis_until: int = 4_096  # the teacher basis is refitted as the catalog doubles up to this
 
@@ -260,8 +260,30 @@ class Student:
 
     # ---- serving --------------------------------------------------------------------------
     def query(self, user_id: str) -> F32:
-        """The user's side of the serving product (:attr:`StudentConfig.width` floats)."""
-        return self.queries([user_id])[0]
+        """The user's side of the serving product (:attr:`StudentConfig.width` floats): one
+        user's :meth:`queries`, without the batch machinery (the evaluator asks per event)."""
+        cfg, w = self.cfg, self._w
+        st = self.state.get(user_id)
+        hist = st.hist[::-1] if st is not None else []
+        x = np.zeros(cfg.teacher_rank, dtype=np.float64)
+        if hist and len(self._v):
+            logits = w["pos"][: len(hist)] if cfg.sequence else np.zeros(len(hist))
+            att = np.exp(logits - logits.max())
+            att /= att.sum()
+            q = att @ self._v[hist]
+            if cfg.content:
+                x = w["sim"][0] * (att @ self.tp[hist])
+        else:
+            q = w["u0"].astype(np.float64)
+        row = self.users.get(user_id)
+        if row >= 0:
+            q = q + self.users.weight[row].numpy()
+        if not cfg.content:
+            return q.astype(np.float32)
+        if st is not None and st.profile is not None:
+            q = q + w["profile.weight"] @ st.profile + w["profile.bias"]
+            x = x + w["sim"][1] * (w["proj"] @ st.profile)
+        return np.concatenate([q, x]).astype(np.float32)
 
     def queries(self, user_ids: list[str | None]) -> F32:
         """:meth:`query` for many users at once (``None``: a user the student never saw)."""
@@ -368,8 +390,9 @@ class Student:
         lo = self._refresh_at
         hi = min(n, lo + self.cfg.refresh_items)
         self._refresh_at = 0 if hi >= n else hi
-        touched = np.unique(np.concatenate([[b[1] for b in batch], *[b[2] for b in batch]]))
-        self._cache_content(np.union1d(np.arange(lo, hi), touched.astype(np.int64)))
+        # the batch's items (their id side just started from the heads) and a rolling slice
+        touched = np.fromiter((b[1] for b in batch), np.int64, len(batch))
+        self._cache_content(np.union1d(np.arange(lo, hi), touched))
 
     def adagrad(self, rows: I64, g_emb: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
         """Sparse Adagrad on the id rows ``rows`` (unique) with their summed gradients."""

@@ -80,3 +80,11 @@ def test_popularity_ranks_equal_counting_the_catalog() -> None:
         assert monitor._popularity_rank(index) == want
         if step == 3000:  # as after loading a checkpoint
             monitor._rebuild_ranks()
+
+
+def test_one_users_query_equals_the_batch_of_queries() -> None:
+    student, _, _ = trained_student(events=1500, items=120, users=80)
+    users = [*list(student.state)[:40], "never-seen"]
+    batch = student.queries(users)
+    for r, u in enumerate(users):
+        np.testing.assert_allclose(student.query(u), batch[r], rtol=1e-5, atol=1e-6)
