@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.common import show
 from coldstream.commands.compare import embed
-from coldstream.threads import torch_threads
+from coldstream.threads import limit_threads
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential, run_prequential
 from models.registry import build_models, parse_models
@@ -48,7 +48,7 @@ def run(
     for seed in seeds:
         for name, model in build_models(names, catalog, threshold=threshold, seed=seed).items():
             models[f"{name}#{seed}"] = model
-    with torch_threads(1):
+    with limit_threads(1):
         result = run_prequential(
             records, Prequential(models, catalog, k=20, threshold=threshold), embeddings
         )

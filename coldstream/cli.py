@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from coldstream.commands.compare import (
     EveryOpt,
     FeedbackOpt,
     InitOpt,
+    JobsOpt,
     KOpt,
     ModelsOpt,
     ReportOpt,
@@ -409,6 +411,7 @@ def replay(
     init: InitOpt = None,
     window: WindowOpt = None,
     threads: ThreadsOpt = 1,
+    jobs: JobsOpt = None,
     time_index: Annotated[
         bool,
         typer.Option(
@@ -446,6 +449,9 @@ def replay(
         threshold=positive_threshold(feedback, threshold),
         window=window,
     )
+    from coldstream.threads import cores
+
+    opts = dataclasses.replace(opts, jobs=jobs or cores())
     settings = _settings(broker=broker, topic_prefix=topic_prefix, field_map=_field_map(field))
     from coldstream.commands.replay import run_replay
 

@@ -89,7 +89,7 @@ def _plots(
             if points:
                 ax.plot([p["events"] for p in points], [p["recall"] for p in points], label=name)
         ax.set(xlabel="interactions seen", ylabel=f"Recall@{k} (window)", title="Recall over time")
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # never over data
         ax.grid(alpha=0.3)
         paths["recall_over_time"] = out_dir / "recall_over_time.png"
         fig.savefig(paths["recall_over_time"], dpi=100, bbox_inches="tight")
@@ -107,7 +107,7 @@ def _plots(
             ylabel=f"{metric.upper()}@{k}",
             title=f"{metric.upper()}@{k} by slice",
         )
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # never over data
         ax.grid(axis="y", alpha=0.3)
         key = f"{metric}_by_slice"
         paths[key] = out_dir / f"{key}.png"

@@ -176,19 +176,20 @@ class Prequential:
             slices.append(SLICES.index("new_user"))
         self._n[slices] += 1
         seen = np.asarray(self.seen.get(user_id, ()), dtype=np.int64)
-        future = self.catalog.announced > ts
+        future = self.catalog.announced > ts  # announced after this event: does not exist yet
+        excluded = np.unique(np.concatenate([seen, np.flatnonzero(future)]))
+        n = len(self.catalog)
         for j, model in enumerate(self.models.values()):
-            scores = np.array(model.score_all(user_id), dtype=np.float64)
-            if scores.shape[0] != len(self.catalog):
-                raise RuntimeError(
-                    f"model {model.name!r} scored {scores.shape[0]} items, not {len(self.catalog)}"
-                )
-            raw = float(scores[target])
-            scores[seen] = -np.inf
-            scores[future] = -np.inf  # announced after this event: does not exist yet
+            scores = np.asarray(model.score_all(user_id))  # compared as given: no copy
+            if scores.shape[0] != n:
+                raise RuntimeError(f"model {model.name!r} scored {scores.shape[0]} items, not {n}")
             st = scores[target]
-            # pessimistic ties: every other item scoring the same is ranked above the target
-            rank = int(np.count_nonzero(scores >= st)) - 1 if np.isfinite(st) else len(scores)
+            raw = float(st)
+            if future[target] or not np.isfinite(st):
+                rank = n
+            else:  # pessimistic ties: every other item scoring the same is ranked above it
+                ahead = np.count_nonzero(scores >= st) - np.count_nonzero(scores[excluded] >= st)
+                rank = int(ahead) - 1
             hit = rank < self.k
             ndcg = 1.0 / np.log2(rank + 2.0) if hit else 0.0
             self._sum[0, j, slices] += hit

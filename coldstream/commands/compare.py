@@ -20,6 +20,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from coldstream.commands.groups import Group, merge, run_groups, split
 from coldstream.console import out, progress_bar
 from coldstream.errors import ColdstreamError
 from exporters.report import SLICE_ORDER, write_report
@@ -36,6 +37,7 @@ __all__ = [
     "EveryOpt",
     "FeedbackOpt",
     "InitOpt",
+    "JobsOpt",
     "KOpt",
     "ModelsOpt",
     "Options",
@@ -89,6 +91,14 @@ ThreadsOpt = Annotated[
     int,
     typer.Option(min=1, help="torch threads (1 is fastest for the student's small matrices)"),
 ]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="processes comparing the models side by side, one core each (same report) "
+        "[default: one per core]",
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,7 @@ class Options:
     threshold: float | None = None
     window: int | None = None
     adapt: bool = False  # boost a student when drift is detected (models.monitor.Adaptation)
+    jobs: int = 1  # processes comparing the models side by side (coldstream.commands.groups)
 
 
 def options(
@@ -193,8 +204,17 @@ def compare(
 
         monitor = DriftMonitor(built, catalog, adapt=Adaptation())
         monitor.attach(ev)
+    groups = [] if opts.adapt else split(opts.names, opts.jobs)
     with progress_bar("evaluating", len(events)) as advance:
-        result = run_prequential(events, ev, embeddings, progress=advance)
+        if len(groups) > 1:  # each group in a process of its own: the same report, sooner
+            jobs = [
+                Group(g, dim, threshold, opts.seed, opts.init, opts.k, opts.every, win)
+                for g in groups
+            ]
+            parts = run_groups(jobs, events, embeddings, advance)
+            result = merge(parts, opts.names)
+        else:
+            result = run_prequential(events, ev, embeddings, progress=advance)
     if opts.adapt:
         boosts = ", ".join(f"{d.model} ({d.detector}) at {d.events:,}" for d in monitor.boosts)
         adapted = {"drift boosts (--adapt), at interaction": boosts or "none"}
@@ -204,7 +224,8 @@ def compare(
         **adapted,
         "positive threshold": "every event" if threshold is None else threshold,
         "interactions": result.events,
-        "items": len(catalog),
+        "items": len({r.item_id for r in events if isinstance(r, Item | Interaction)}),
+        "processes": max(1, len(groups)),
         "every": opts.every,
         "seed": opts.seed,
         "repeats not evaluated": result.skipped_repeats,

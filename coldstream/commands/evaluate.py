@@ -21,6 +21,7 @@ from coldstream.commands.compare import (
     DEFAULT_MODELS,
     EveryOpt,
     InitOpt,
+    JobsOpt,
     KOpt,
     ModelsOpt,
     Options,
@@ -37,7 +38,7 @@ from coldstream.commands.compare import (
 )
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
-from coldstream.threads import limit_threads
+from coldstream.threads import cores, limit_threads
 from streams.datasets import FORMAT_CHOICES, FORMAT_HELP, FORMATS, open_dataset
 from streams.movielens import EXPECTED as MOVIELENS_FILES
 from streams.records import Record
@@ -84,6 +85,7 @@ def evaluate(
     threshold: ThresholdOpt = None,
     window: WindowOpt = None,
     threads: ThreadsOpt = 1,
+    jobs: JobsOpt = None,
     adapt: Annotated[
         bool,
         typer.Option(
@@ -105,7 +107,7 @@ def evaluate(
         threshold=threshold,
         window=window,
     )
-    opts = dataclasses.replace(opts, adapt=adapt)
+    opts = dataclasses.replace(opts, adapt=adapt, jobs=jobs or cores())
     _check_source(source, format)
     with limit_threads(threads):
         _evaluate(source, format, opts)

@@ -152,3 +152,25 @@ def test_evaluate_reads_the_ml100k_layout(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", str(d), "--models", "popularity", "--report", str(out)])
     assert res.exit_code == 0, res.output
     assert orjson.loads((out / "report.json").read_bytes())["events"] == 24
+
+
+def test_models_side_by_side_give_the_same_report(tmp_path: Path) -> None:
+    from streams.synthetic import SyntheticConfig, generate, write_jsonl
+
+    data = tmp_path / "d"
+    write_jsonl(generate(SyntheticConfig(users=80, items=60, events=1500, seed=4)), data)
+    reports = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        res = runner.invoke(
+            app,
+            ["evaluate", str(data), "--teacher", "hashing", "--jobs", jobs, "--report", str(out)],
+        )
+        assert res.exit_code == 0, res.output
+        rep = orjson.loads((out / "report.json").read_bytes())
+        for m in rep["models"].values():
+            del m["learn_events_per_s"]  # wall-clock
+        reports[jobs] = (rep, orjson.loads((out / "timeline.json").read_bytes()))
+        assert f"- processes: {jobs}\n" in (out / "report.md").read_text()
+    assert reports["1"] == reports["2"]
+    assert list(reports["2"][0]["models"]) == list(MODEL_NAMES)  # the asked order, merged
