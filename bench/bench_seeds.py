@@ -15,33 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import show
+from bench.common import first_events, show
 from coldstream.commands.compare import embed
 from coldstream.threads import limit_threads
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential, run_prequential
 from models.registry import build_models, parse_models
-from streams.datasets import open_dataset
-from streams.order import in_event_order
-from streams.records import Interaction, Record
-
-
-def _records(path: Path, events: int | None) -> tuple[list[Record], float | None]:
-    ds = open_dataset(path)
-    kept, n = [], 0
-    for rec in in_event_order(list(ds.records())):
-        if isinstance(rec, Interaction):
-            n += 1
-            if events is not None and n > events:
-                break
-        kept.append(rec)
-    return kept, (4.0 if ds.feedback == "explicit" else None)
 
 
 def run(
     path: Path, names: list[str], seeds: list[int], teacher: str | None, events: int | None
 ) -> dict[str, str]:
-    records, threshold = _records(path, events)
+    records, threshold = first_events(path, events)
     embeddings, dim = embed(records, teacher)
     catalog = Catalog(dim)
     models = {}

@@ -22,15 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import show
+from bench.common import first_events, show
 from models.baselines import DAY_MS, Popularity
 from models.catalog import Catalog
 from models.evaluation import Prequential, run_prequential
 from models.knn import ItemKNN
 from models.protocol import Recommender
-from streams.datasets import open_dataset
-from streams.order import in_event_order
-from streams.records import Interaction, Record
 
 Factory = Callable[[Catalog, float | None], Recommender]
 
@@ -50,23 +47,11 @@ def grid() -> dict[str, Factory]:
     return out
 
 
-def _stream(path: Path, events: int) -> tuple[list[Record], float | None]:
-    ds = open_dataset(path)
-    kept, n = [], 0
-    for rec in in_event_order(list(ds.records())):
-        if isinstance(rec, Interaction):
-            n += 1
-            if n > events:
-                break
-        kept.append(rec)
-    return kept, (4.0 if ds.feedback == "explicit" else None)
-
-
 def tune(paths: list[Path], events: int) -> dict[str, Any]:
     factories = grid()
     recall: dict[str, list[float]] = {name: [] for name in factories}
     for path in paths:
-        records, threshold = _stream(path, events)
+        records, threshold = first_events(path, events)
         catalog = Catalog(1)  # the baselines read no teacher embedding
         models = {name: f(catalog, threshold) for name, f in factories.items()}
         evaluator = Prequential(models, catalog, k=20, threshold=threshold)

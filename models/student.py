@@ -59,6 +59,7 @@ from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
 from models.towers import Towers, bucket, content_np
+from models.training import train_step
 
 __all__ = ["MAX_WIDTH", "RECENT", "Student", "StudentConfig"]
 
@@ -225,7 +226,7 @@ class Student:
         head (without distillation: at the cold head) with the cold head's length, and its bias
         at the cold head's. The direction says which warm items the new one resembles; their
         length and bias are popularity they earned, and handing those over let new items crowd
-        out brand-new ones (README, "The student")."""
+        out brand-new ones (README, "The learning core")."""
         if not self.cfg.content:
             self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
         elif self.cfg.distill:
@@ -376,8 +377,6 @@ class Student:
         return st
 
     def _step(self, batch: list[tuple[str, int, list[int]]]) -> None:
-        from models.training import train_step
-
         train_step(self, batch)
         self.steps += 1
         factor, left, horizon = self.boosted

@@ -10,7 +10,7 @@
   head away from what brand-new items need. Only the direction is used, and no bias is
   predicted: a warm item's length and bias are popularity it earned, and handing them to an
   item at its first interaction let such items crowd out brand-new ones (README, "The
-  student").
+  learning core").
 - **Query parts**: ``profile`` (the teacher embedding of a user's profile text, projected),
   ``u0`` (the query of a user with no history), ``pos`` (attention logits of the last
   ``history`` interactions, most recent first).

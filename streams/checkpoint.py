@@ -30,7 +30,8 @@ from streams.exceptions import StreamsError
 __all__ = ["CHECKPOINT_FILE", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
-_FORMAT = 1
+#: 2: the student of issue 12 (one low-dimensional scoring space); its state differs from 1's
+_FORMAT = 2
 
 
 class CheckpointError(StreamsError):
@@ -78,7 +79,14 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[tuple[str, in
             f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); move it away to "
             "start from scratch"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is not a coldstream checkpoint of format {_FORMAT}")
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise CheckpointError(f"{path} is not a coldstream checkpoint")
+    if payload["format"] != _FORMAT:
+        raise CheckpointError(
+            f"{path} is a checkpoint of format {payload['format']}, written by another coldstream "
+            f"version; this one reads format {_FORMAT}. Move it away and start the worker with "
+            "a new --group-id to learn from the topics' start, from scratch or from a student "
+            "made with coldstream pretrain (worker --init)"
+        )
     offsets = {(str(t), int(p)): int(o) for t, p, o in payload["offsets"]}
     return payload["state"], offsets
