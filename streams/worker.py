@@ -404,13 +404,15 @@ class WorkerCore:
                 self.metrics.drift_last.labels(model=d.model, detector=d.detector).set(d.ts / 1e3)
 
     def flush_models(self) -> None:
-        """Apply every model's pending micro-batch (before a checkpoint or a snapshot)."""
+        """Apply every model's pending micro-batch (before a snapshot and at shutdown).
+
+        Checkpoints do not flush: each model's ``state_dict`` carries its pending events, so
+        taking a checkpoint does not change what the models learn (live equals ``evaluate``)."""
         for model in self.models.values():
             model.flush()
 
     def checkpoint(self, directory: Path) -> Path:
         t = time.perf_counter()
-        self.flush_models()
         path = save_checkpoint(directory, self.state_dict(), dict(self.offsets))
         self.metrics.checkpoint.observe(time.perf_counter() - t)
         return path
