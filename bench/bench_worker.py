@@ -13,6 +13,8 @@ On the embedded broker, one generated dataset is loaded once; then, on the same 
   decode, validate, train), timed from its first batch to its last interaction. The teacher's
   vectors for the item and user texts are computed before (``teacher`` below), so this row is
   the rate the issue's goal names;
+- ``worker_eval_every_10``: the same, also ranking every 10th positive for the live metrics
+  (the default ``coldstream worker``); ``worker_eval_every_1``: ranking every positive;
 - ``worker_with_teacher``: the same with the teacher encoding every item and user text inline
   (what a backlog with one new item or profile per ~30 interactions costs);
 - ``teacher``: texts/s of the teacher (all cores, as the worker runs it);
@@ -154,13 +156,19 @@ class _Precomputed:
         return np.stack([self._vectors[t] for t in texts])
 
 
-def _worker(settings: Settings, teacher: TextEncoder, total: int, checkpoints: Path) -> float:
+def _worker(
+    settings: Settings,
+    teacher: TextEncoder,
+    total: int,
+    checkpoints: Path,
+    eval_every: int = 10**9,
+) -> float:
     core = WorkerCore(
         settings,
         role="student",
         teacher=teacher,
         metrics=WorkerMetrics.create(CollectorRegistry()),
-        eval_every=10**9,
+        eval_every=eval_every,
     )
     first: list[float] = []
     apply = core.apply
@@ -291,6 +299,11 @@ def run(events: int, plain_events: int) -> dict[str, Any]:
         results["teacher_texts"] = teacher.texts
         results["teacher_texts_per_s"] = teacher.texts / teacher.seconds
         results["worker_events_per_s"] = _worker(settings, teacher, total, Path(tmp) / "w1")
+        for every in (10, 1):  # the default `coldstream worker`, and ranking every positive
+            group = settings.model_copy(update={"group_id": f"bench-eval-{every}"})
+            results[f"worker_eval_every_{every}_events_per_s"] = _worker(
+                group, teacher, total, Path(tmp) / f"e{every}", eval_every=every
+            )
         inline = settings.model_copy(update={"group_id": "bench-inline"})
         results["worker_with_teacher_events_per_s"] = _worker(inline, real, total, Path(tmp) / "w2")
         results.update(_student(dataset, teacher, interactions))
@@ -304,6 +317,10 @@ def run(events: int, plain_events: int) -> dict[str, Any]:
     )
     w = results["worker_events_per_s"]
     results["worker_vs_river"] = w / results["river_events_per_s"]
+    for every in (10, 1):
+        results[f"worker_eval_every_{every}_vs_river"] = (
+            results[f"worker_eval_every_{every}_events_per_s"] / results["river_events_per_s"]
+        )
     results["worker_vs_raw_aiokafka"] = w / results["raw_aiokafka_events_per_s"]
     results["worker_vs_faust_plain"] = w / results["faust_plain_events_per_s"]
     results["worker_vs_student_in_memory"] = w / results["student_in_memory_events_per_s"]

@@ -301,8 +301,13 @@ def worker(
     ] = 4.0,
     k: Annotated[int, typer.Option(min=1, help="K of the live Recall@K")] = 20,
     eval_every: Annotated[
-        int, typer.Option(min=1, help="rank every Nth positive for the live metrics")
-    ] = 1,
+        int,
+        typer.Option(
+            min=1,
+            help="rank every Nth positive for the live metrics (every interaction is learned); "
+            "1 ranks all, at about half the learning rate",
+        ),
+    ] = 10,
     checkpoint_s: Annotated[
         float, typer.Option(min=0.05, help="seconds between checkpoints")
     ] = 10.0,

@@ -106,7 +106,11 @@ def run_demo(
         err.print(f"[bold]3/{STEPS}[/] starting the worker and the inference worker (logs: {run})")
         worker = Child(
             "worker",
-            ["worker", "--role", "all", "--metrics-port", "0", "--checkpoint-s", "5"],
+            [
+                "worker",
+                *("--role", "all", "--metrics-port", "0", "--checkpoint-s", "5"),
+                *("--eval-every", "1"),  # a short stream: rank every positive
+            ],
             env,
             run / "worker.log",
         )

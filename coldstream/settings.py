@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         le=1024,
         description="torch threads the worker's teacher encodes with (0: one per core)",
     )
+    user_ttl_hours: float = Field(
+        720.0,
+        gt=0,
+        description="the worker forgets a user idle this long in event time (the student's "
+        "history, profile and id row, the evaluator's seen items): memory stays bounded",
+    )
     snapshot_dir: Path = Path("snapshots")
     checkpoint_dir: Path = Path("checkpoints")
     snapshot_key: SecretStr | None = Field(

@@ -44,6 +44,8 @@ __all__ = ["SLICES", "EvalObserver", "EvalResult", "Prequential", "count_slice",
 
 SLICES = ("all", "0", "1-5", "6-20", ">20", "new_user")
 _METRICS = ("recall", "ndcg", "mrr")
+#: events between two sweeps for idle users (with a ttl): a sweep costs one pass over users
+_EXPIRE_EVERY = 4096
 
 
 def count_slice(n: int) -> str:
@@ -109,10 +111,18 @@ class Prequential:
         threshold: float | None = None,
         every: int = 1,
         window: int = 1000,
+        user_ttl_ms: int | None = None,
     ) -> None:
         if k < 1 or every < 1 or window < 1:
             raise ValueError("k, every and window must be at least 1")
+        if user_ttl_ms is not None and user_ttl_ms <= 0:
+            raise ValueError(f"user_ttl_ms must be positive, not {user_ttl_ms}")
         self.models, self.catalog = models, catalog
+        #: forget a user's seen items after this long idle in event time (None: never); a
+        #: user who comes back counts as new again
+        self.user_ttl_ms = user_ttl_ms
+        self._last: dict[str, int] = {}  # user -> latest event time (only with a ttl)
+        self._now = 0
         self.k, self.threshold, self.every, self.window = k, threshold, every, window
         m, s = len(models), len(SLICES)
         self._sum = np.zeros((len(_METRICS), m, s))
@@ -166,8 +176,22 @@ class Prequential:
         elif index not in seen:
             seen.add(index)
             self.seen[user_id].append(index)
+        if self.user_ttl_ms is not None:
+            self._last[user_id] = ts
+            self._now = max(self._now, ts)
+            if self.events % _EXPIRE_EVERY == 0:
+                self.expire_users(self._now - self.user_ttl_ms)
         for obs in self.observers:
             obs.after()
+
+    def expire_users(self, cutoff: int) -> int:
+        """Forget the seen items of users whose latest event is older than ``cutoff``."""
+        idle = [u for u, t in self._last.items() if t < cutoff]
+        for u in idle:
+            del self._last[u]
+            self.seen.pop(u, None)
+            self.seen_set.pop(u, None)
+        return len(idle)
 
     def _evaluate(self, user_id: str, target: int, new_user: bool, ts: int) -> None:
         names = list(self.models)
@@ -235,6 +259,8 @@ class Prequential:
             "timeline": {k: list(v) for k, v in self.timeline.items()},
             "item_count": list(self.item_count),
             "seen": {u: list(v) for u, v in self.seen.items()},
+            "last": dict(self._last),
+            "now": self._now,
             "counters": (self.events, self.positives, self.unannounced, self.skipped_repeats),
         }
 
@@ -251,6 +277,7 @@ class Prequential:
         self.item_count = list(state["item_count"])
         self.seen = {u: list(v) for u, v in state["seen"].items()}
         self.seen_set = {u: set(v) for u, v in self.seen.items()}
+        self._last, self._now = dict(state.get("last", {})), int(state.get("now", 0))
         self.events, self.positives, self.unannounced, self.skipped_repeats = state["counters"]
 
     def result(self) -> EvalResult:

@@ -147,7 +147,7 @@ class Student:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.towers = Towers(catalog.dim, cfg)
-        self.opt = torch.optim.Adam(self.towers.parameters(), lr=cfg.lr_dense)
+        self.opt = torch.optim.Adam(self.towers.parameters(), lr=cfg.lr_dense, fused=True)
         self.gen = torch.Generator().manual_seed(seed)
         self._rng = np.random.default_rng(seed + 2)
         self.users = IdTable(

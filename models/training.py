@@ -72,7 +72,7 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     ctx = a[:, None] * e + (1 - a)[:, None] * torch.from_numpy(s.cv[rows])
     valid_t = torch.from_numpy(valid)
     att = _attention(towers.pos, valid_t, cfg.sequence)
-    q = (att[:, :, None] * ctx[hpos]).sum(1)
+    q = torch.bmm(att[:, None, :], ctx[hpos]).squeeze(1)
     q = q + (~valid_t.any(1)).float()[:, None] * towers.u0
     profiles = np.zeros((rows_n, emb.shape[1]), dtype=np.float32)
     has_profile = np.zeros(rows_n, dtype=np.float32)
@@ -90,13 +90,17 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     if len(uniq):
         q = q.index_put((torch.from_numpy(np.flatnonzero(known)),), ue[uinv], accumulate=True)
 
-    logits = q @ v.T + bias
     if cfg.content:  # the teacher channel, gated per count bucket on the item side
         tp = torch.from_numpy(s.tp)
-        tx = towers.sim[0] * (att[:, :, None] * tp[torch.from_numpy(np.maximum(hist, 0))]).sum(1)
+        hist_tp = tp[torch.from_numpy(np.maximum(hist, 0))]
+        tx = towers.sim[0] * torch.bmm(att[:, None, :], hist_tp).squeeze(1)
         tx = tx + towers.sim[1] * has_p * (prof @ towers.proj.T)
         gate = towers.gate[torch.from_numpy(bucket(counts[cand]))]
-        logits = logits + tx @ (tp[torch.from_numpy(cand)] * gate[:, None]).T
+        # one product over the whole served row: [q, tx] . [v, gate * P t]
+        rows_c = torch.cat([v, tp[torch.from_numpy(cand)] * gate[:, None]], 1)
+        logits = torch.addmm(bias, torch.cat([q, tx], 1), rows_c.T)
+    else:
+        logits = torch.addmm(bias, q, v.T)
     feats = s.fresh.features(cand, s.learned - fresh_n)  # as the batch began
     now_rows = (torch.arange(rows_n) < fresh_n).float()
     logits = logits + now_rows[:, None] * towers.fresh(torch.from_numpy(feats)).squeeze(-1)

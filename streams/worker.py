@@ -46,6 +46,7 @@ from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
 from models.monitor import Adaptation, Detection, DriftConfig, DriftMonitor
 from models.registry import build_models
+from models.student import StudentConfig
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
 from streams.records import Interaction, Invalid, Item, User, dead_letter
@@ -124,11 +125,24 @@ class WorkerCore:
         self.catalog = Catalog(teacher.dim)
         # ``init``: the students start from a pretrained checkpoint (coldstream pretrain); a
         # worker checkpoint restored later replaces everything, ``init`` included
+        # idle users are forgotten after ``user_ttl_hours`` of event time (bounded memory)
+        ttl_ms = int(settings.user_ttl_hours * 3_600_000)
         self.models = build_models(
-            list(ROLES[role]), self.catalog, threshold=threshold, seed=seed, init=init
+            list(ROLES[role]),
+            self.catalog,
+            threshold=threshold,
+            seed=seed,
+            init=init,
+            config=StudentConfig(user_ttl_ms=ttl_ms),
         )
         self.evaluator = Prequential(
-            self.models, self.catalog, k=k, threshold=threshold, every=eval_every, window=window
+            self.models,
+            self.catalog,
+            k=k,
+            threshold=threshold,
+            every=eval_every,
+            window=window,
+            user_ttl_ms=ttl_ms,
         )
         self.drift = DriftMonitor(self.models, self.catalog, config=drift_config, adapt=adapt)
         self.drift.attach(self.evaluator)

@@ -165,3 +165,31 @@ def test_state_round_trip_and_totals() -> None:
     (sa, na), (sb, nb) = a.totals(), b.totals()
     np.testing.assert_allclose(sa, sb)
     assert (na == nb).all() and na[0] > 0 and sa.shape == (3, 3, 6)
+
+
+def test_idle_users_are_forgotten_and_count_as_new_again() -> None:
+    from models import evaluation
+
+    ev, _, _ = _setup(3, user_ttl_ms=100)
+    with pytest.raises(ValueError, match="positive"):
+        _setup(1, user_ttl_ms=0)
+    ev.interaction("a", 0, 1.0, ts=0)
+    ev.interaction("b", 1, 1.0, ts=50)
+    assert ev.expire_users(cutoff=200 - 100) == 2  # both idle for more than 100 ms at ts=200
+    assert ev.seen == {} and ev.seen_set == {}
+    ev.interaction("a", 0, 1.0, ts=200)  # item 0 is not a seen item any more: ranked, new user
+    assert ev.result().evaluated["new_user"] == 3
+    # the sweep runs by itself every _EXPIRE_EVERY events, and survives a checkpoint
+    ev2, _, _ = _setup(3, user_ttl_ms=100)
+    ev2.load_state_dict(ev.state_dict())
+    assert ev2._last == {"a": 200}
+    for j in range(evaluation._EXPIRE_EVERY - ev2.events):
+        ev2.interaction(f"u{j}", 1, 1.0, ts=1000 + j)
+    assert "a" not in ev2.seen and len(ev2.seen) < evaluation._EXPIRE_EVERY
+
+
+def test_without_a_ttl_every_user_is_kept() -> None:
+    ev, _, _ = _setup(2)
+    ev.interaction("a", 0, 1.0, ts=0)
+    ev.interaction("b", 1, 1.0, ts=10**12)
+    assert set(ev.seen) == {"a", "b"} and ev._last == {}

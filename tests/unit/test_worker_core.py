@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from coldstream.settings import Settings
 from exporters.metrics import WorkerMetrics
+from models.evaluation import _EXPIRE_EVERY
+from models.student import Student
 from models.teacher import HashingTeacher
 from streams.records import Interaction, Item, Record, User, to_json
 from streams.transport import RecordBatch
@@ -227,3 +229,31 @@ def test_with_a_watermark_events_go_out_in_event_time_order_across_topics(setup:
     # the profile (t=0) before both interactions, each interaction after its item
     assert order == [("user", 0), ("interaction", 10), ("interaction", 20)]
     assert core.catalog.ids == ["a", "b"] and core.evaluator.unannounced == 0
+
+
+def test_users_idle_longer_than_the_ttl_are_forgotten() -> None:
+    settings = Settings.load(topic_prefix="u", user_ttl_hours=1.0)
+    core = WorkerCore(
+        settings,
+        role="student",
+        teacher=HashingTeacher(32),
+        metrics=WorkerMetrics.create(CollectorRegistry()),
+    )
+    student = core.models["student"]
+    assert isinstance(student, Student)
+    assert student.cfg.user_ttl_ms == core.evaluator.user_ttl_ms == 3_600_000
+    feed = Feed(settings)
+    core.apply(feed.records([item("i0", 0), item("i1", 0)]))
+    hour = 3_600_000
+    # users two hours apart, each twice (the id table admits a user at the second event), for
+    # enough events that the student (every 100 steps) and the evaluator sweep
+    clicks = [click(f"u{j}", f"i{k}", 2 * hour * j + k) for j in range(6500) for k in (0, 1)]
+    core.apply(feed.records(clicks))
+    core.flush_models()
+    # what is left: users within the ttl, and those since each structure's last sweep
+    assert "u0" not in core.evaluator.seen and len(core.evaluator.seen) <= _EXPIRE_EVERY // 2
+    assert "u0" not in student.state and student.users.get("u0") == -1
+    assert len(student.state) <= 100 * student.cfg.batch_size // 2
+    assert len(student.users) <= 100 * student.cfg.batch_size // 2
+    with pytest.raises(ValueError, match="greater than 0"):
+        Settings.load(user_ttl_hours=0)
