@@ -169,6 +169,7 @@ def _worker(
         teacher=teacher,
         metrics=WorkerMetrics.create(CollectorRegistry()),
         eval_every=eval_every,
+        encode_async=True,  # as `coldstream worker` runs it
     )
     first: list[float] = []
     apply = core.apply

@@ -87,6 +87,7 @@ def run_worker_command(
         eval_every=eval_every,
         adapt=Adaptation() if adapt else None,
         init=init,
+        encode_async=True,  # the teacher encodes in its own thread, off the learning path
     )
     directory = settings.checkpoint_dir / role
     if core.restore(directory):

@@ -104,7 +104,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=1024,
-        description="torch threads the worker's teacher encodes with (0: one per core)",
+        description="torch threads the teacher encodes with when it runs on the learning path "
+        "(0: one per core); `coldstream worker` encodes in its own thread instead, with the "
+        "worker's --threads (torch's thread count is per process)",
     )
     user_ttl_hours: float = Field(
         720.0,

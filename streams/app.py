@@ -92,6 +92,7 @@ class WorkerApp:
         self._start: dict[tuple[str, int], int] = {}  # partition -> offset reading started at
         self._held: set[tuple[str, int]] = set()  # the last answer of _lagging
         self._last_checkpoint = self._last_snapshot = time.monotonic()
+        self._released_at_snapshot = 0
         self._last_gauges = 0.0
         self.batches = 0
         topics = settings.topics
@@ -151,6 +152,8 @@ class WorkerApp:
             return
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()
+        # events can reach the models after their batch (the watermark, the teacher's thread)
+        self._released_at_snapshot = self.core.released
         self.core.flush_models()
         try:
             message = self.on_snapshot(self.core)
@@ -204,7 +207,7 @@ class WorkerApp:
         await self._maybe_checkpoint(time.monotonic())
         if (
             self.on_snapshot is not None
-            and self._since_snapshot
+            and (self._since_snapshot or self.core.released != self._released_at_snapshot)
             and time.monotonic() - self._last_snapshot >= self.snapshot_s
         ):
             await self.snapshot()  # a quiet stream still gets its last events served
@@ -272,6 +275,7 @@ async def run_worker(
         worker.core.update_gauges()
     finally:
         await worker.app.stop()
+        worker.core.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -7,7 +7,12 @@ topics (the Faust agent in :mod:`streams.app` only hands them over), and for eac
 2. validates every record (:func:`streams.validation.parse`); an invalid one becomes a
    dead-letter message and is counted, never raised;
 3. items: the teacher encodes the batch's texts at once, and the items join the catalog in
-   event-time order (below; at once on a live stream); users' profile texts likewise;
+   event-time order (below; at once on a live stream); users' profile texts likewise. With
+   ``encode_async`` (``coldstream worker``) the teacher encodes in its own thread, so a burst
+   of new items does not stall learning: the items join when their vectors are ready (an
+   interaction with one of them waits for it, however long the encoding takes); other events
+   newer than an item being encoded wait for it up to ``encode_hold_s`` (1 s), so the order
+   stays exact unless an encoding takes longer (a burst);
 4. interactions run through the same :class:`models.evaluation.Prequential` loop that
    ``coldstream evaluate`` uses (rank first, then learn), so live metrics and offline
    evaluation agree; a :class:`models.monitor.DriftMonitor` watches that loop for concept and
@@ -33,6 +38,7 @@ import heapq
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +116,8 @@ class WorkerCore:
         adapt: Adaptation | None = None,
         drift_config: DriftConfig | None = None,
         init: Path | None = None,
+        encode_async: bool = False,
+        encode_hold_s: float = 1.0,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
@@ -158,7 +166,19 @@ class WorkerCore:
         self._frontier: dict[tuple[str, int], int] = {}  # newest event time seen per partition
         self._seq = 0
         self.model_events = 0
+        #: events (items, profiles, interactions) handed to the models so far in this process:
+        #: the app snapshots when it moves, also between batches
+        self.released = 0
         self._rolling: list[tuple[np.ndarray, np.ndarray]] = []
+        # ``encode_async``: the teacher encodes in its own thread, off the learning path; the
+        # batches it works on, oldest first: (vectors, kind, order, [(key, ts)], arrival)
+        self._encoder = (
+            ThreadPoolExecutor(1, thread_name_prefix="coldstream-teacher") if encode_async else None
+        )
+        self._encoding: list[tuple[Future[Any], str, int, list[tuple[str, int]], float]] = []
+        #: how long events newer than an item being encoded wait for it (then they go on, and
+        #: the item joins when ready; its own interactions always wait for it)
+        self.encode_hold_s = encode_hold_s
 
     # -- the loop ---------------------------------------------------------------------------
     def apply(self, batch: RecordBatch) -> list[DeadLetter]:
@@ -175,6 +195,7 @@ class WorkerCore:
         )
         if not records:
             return []
+        self._collect()
         t = time.perf_counter()
         dead: list[DeadLetter] = []
         valid: list[Any] = []
@@ -218,25 +239,45 @@ class WorkerCore:
         if not items:
             return
         latest = {it.item_id: it for it in items}  # a repeated id in one batch: newest wins
-        vectors = self._encode([text_of(it) for it in latest.values()])
-        now = self.clock()
-        for it, vec in zip(latest.values(), vectors, strict=True):
-            self._wait(_Waiting(it.ts, 0, self._next(), now, "item", it.item_id, vec))
+        keys = [(it.item_id, it.ts) for it in latest.values()]
+        self._submit("item", 0, keys, [text_of(it) for it in latest.values()])
 
     def _users(self, users: Sequence[User]) -> None:
         texts = {u.user_id: text_of(u) for u in users}  # a repeated id in one batch: newest wins
         with_text = {uid: text for uid, text in texts.items() if text}
         if not with_text:
             return
-        vectors = self._encode(list(with_text.values()))
-        now = self.clock()
         ts = {u.user_id: u.ts for u in users}
-        for uid, vec in zip(with_text, vectors, strict=True):
-            self._wait(_Waiting(ts[uid], 1, self._next(), now, "user", uid, vec))
+        self._submit("user", 1, [(uid, ts[uid]) for uid in with_text], list(with_text.values()))
 
-    def _encode(self, texts: list[str]) -> Any:
+    def _submit(self, kind: str, order: int, keys: list[tuple[str, int]], texts: list[str]) -> None:
+        """Encode ``texts`` and let the events wait for the watermark: at once, or in the
+        teacher's thread (then :meth:`_collect` picks the vectors up, in submission order)."""
+        if self._encoder is None:
+            self._enqueue(kind, order, keys, self._encode(texts), self.clock())
+        else:
+            job = self._encoder.submit(self._encode, texts, threads=False)
+            self._encoding.append((job, kind, order, keys, self.clock()))
+
+    def _enqueue(
+        self, kind: str, order: int, keys: list[tuple[str, int]], vectors: Any, now: float
+    ) -> None:
+        for (key, ts), vec in zip(keys, vectors, strict=True):
+            self._wait(_Waiting(ts, order, self._next(), now, kind, key, vec))
+
+    def _collect(self, wait: bool = False) -> None:
+        """Queue the events whose vectors the teacher's thread has finished (all: ``wait``).
+        An encoding that failed raises here, on the learning path, as a synchronous one would."""
+        while self._encoding and (wait or self._encoding[0][0].done()):
+            job, kind, order, keys, now = self._encoding.pop(0)
+            self._enqueue(kind, order, keys, job.result(), now)
+
+    def _encode(self, texts: list[str], threads: bool = True) -> Any:
         t = time.perf_counter()
-        with torch_threads(self.settings.teacher_threads):  # the student trains on fewer
+        if threads:  # torch's thread count is per process: the teacher's thread leaves it be
+            with torch_threads(self.settings.teacher_threads):  # the student trains on fewer
+                vectors = self.teacher.encode(texts)
+        else:
             vectors = self.teacher.encode(texts)
         self.metrics.teacher_encode.observe(time.perf_counter() - t)
         return vectors
@@ -258,9 +299,13 @@ class WorkerCore:
         among partitions that still have a backlog (+inf when none has; -inf while one with a
         backlog has delivered nothing yet). Everything up to it can be applied in order."""
         lagging = self.sources()
-        if not lagging:
-            return math.inf
-        return min(self._frontier.get(tp, -math.inf) for tp in lagging)
+        mark = min((self._frontier.get(tp, -math.inf) for tp in lagging), default=math.inf)
+        if self._encoding:  # nothing passes an item or profile being encoded, for a while
+            since = self.clock() - self.encode_hold_s
+            held = [ts for e in self._encoding if e[4] > since for _, ts in e[3]]
+            if held:
+                mark = min(mark, min(held) - 1)
+        return mark
 
     def _release(self, until_ts: float | None) -> int:
         """Hand the models everything waiting up to ``until_ts`` (None: all), in event-time
@@ -282,6 +327,7 @@ class WorkerCore:
                     )
             else:
                 ev.user(w.key, w.vector)
+            self.released += 1
         self._count(n)
         return n
 
@@ -294,6 +340,7 @@ class WorkerCore:
         """Apply, in time order and unranked where the item is unknown, what waited too long."""
         t, now = time.perf_counter(), self.clock()
         n = sum(self._apply(rec, now, force=True) for rec in sorted(recs, key=lambda r: r.ts))
+        self.released += n
         self._count(n)
         self._timed(n, t)
 
@@ -323,19 +370,22 @@ class WorkerCore:
         if not self.parked:
             return
         limit = self.clock() - self.park_s
-        stale = [k for k, v in self.parked.items() if v[0].since <= limit]
+        encoding = {key for e in self._encoding if e[1] == "item" for key, _ in e[3]}
+        stale = [k for k, v in self.parked.items() if v[0].since <= limit and k not in encoding]
         if stale:
             self._apply_forced([p.rec for k in stale for p in self.parked.pop(k)])
 
     def tick(self) -> None:
         """Called periodically, also when no batch arrives: moves on what the watermark passed
         (a partition may have caught up) and what waited ``park_s``."""
+        self._collect()
         t = time.perf_counter()  # before the release: it is what takes the time
         self._timed(self._release(self.watermark()), t)
         self._release_stale()
 
     def flush(self) -> None:
         """Apply everything that waits, now (at shutdown, or when the input is idle)."""
+        self._collect(wait=True)
         self._release(None)
         if self.parked:
             recs = [p.rec for v in self.parked.values() for p in v]
@@ -417,6 +467,12 @@ class WorkerCore:
             if d.model is not None:
                 self.metrics.drift_last.labels(model=d.model, detector=d.detector).set(d.ts / 1e3)
 
+    def close(self) -> None:
+        """Stop the teacher's thread (after the events it encodes are queued)."""
+        if self._encoder is not None:
+            self._collect(wait=True)
+            self._encoder.shutdown()
+
     def flush_models(self) -> None:
         """Apply every model's pending micro-batch (before a snapshot and at shutdown).
 
@@ -427,6 +483,7 @@ class WorkerCore:
 
     def checkpoint(self, directory: Path) -> Path:
         t = time.perf_counter()
+        self._collect(wait=True)  # the events being encoded join the checkpointed state
         path = save_checkpoint(directory, self.state_dict(), dict(self.offsets))
         self.metrics.checkpoint.observe(time.perf_counter() - t)
         return path

@@ -81,6 +81,8 @@ def _core(settings: Settings, teacher: TextEncoder, role: str = "all") -> tuple[
         teacher=teacher,
         metrics=WorkerMetrics.create(registry),
         window=10**9,  # one window over the whole run, to compare with offline evaluation
+        encode_async=True,  # as `coldstream worker` runs it, but waiting for every encoding
+        encode_hold_s=600.0,  # (the real teacher one text at a time is slow)
     )
     server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
     return core, server.server_port

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -257,3 +258,53 @@ def test_users_idle_longer_than_the_ttl_are_forgotten() -> None:
     assert len(student.users) <= 100 * student.cfg.batch_size // 2
     with pytest.raises(ValueError, match="greater than 0"):
         Settings.load(user_ttl_hours=0)
+
+
+class _GatedTeacher(HashingTeacher):
+    """Encodes only once ``gate`` is set (a slow teacher, on the worker's teacher thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(32)
+        self.gate = threading.Event()
+
+    def encode(self, texts: Any) -> Any:
+        assert threading.current_thread() is not threading.main_thread()
+        assert self.gate.wait(10)
+        return super().encode(texts)
+
+
+def test_the_teacher_encodes_off_the_learning_path() -> None:
+    settings = Settings.load(topic_prefix="u")
+    clock = Clock()
+    teacher = _GatedTeacher()
+    core = WorkerCore(
+        settings,
+        role="student",
+        teacher=teacher,
+        metrics=WorkerMetrics.create(CollectorRegistry()),
+        clock=clock,
+        encode_async=True,
+        encode_hold_s=1.0,
+    )
+    feed = Feed(settings)
+    teacher.gate.set()
+    core.apply(feed.records([item("old", 0)]))
+    core.flush()  # waits for the encoding
+    assert core.catalog.ids == ["old"]
+    teacher.gate.clear()
+    core.apply(feed.records([item("new", 10)]))  # returns at once: encoding in the background
+    core.apply(feed.records([click("u1", "old", 20), click("u2", "new", 30)]))
+    assert core.model_events == 0  # newer than an item being encoded: held, for a while
+    clock.now += 1.5
+    core.tick()
+    assert core.model_events == 1  # the hold is over: learning goes on without the new item
+    clock.now += 5.0
+    core.tick()
+    assert core.model_events == 1 and core.evaluator.unannounced == 0  # its click waits for it
+    released = core.released  # what the app watches to snapshot between batches
+    teacher.gate.set()
+    core.flush()
+    assert core.catalog.ids == ["old", "new"] and core.model_events == 2
+    assert core.released == released + 2  # the item, then its click
+    assert core.evaluator.unannounced == 0  # ranked, not applied as an unknown item
+    core.close()
