@@ -37,8 +37,10 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,17 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoding:
+    """Texts the teacher's thread encodes: the events they belong to, waiting for ``job``."""
+
+    job: Future[Any]  # -> their vectors
+    kind: str
+    order: int
+    keys: list[tuple[str, int]]  # (id, event time)
+    since: float  # when they arrived (clock)
 
 
 @dataclass
@@ -171,11 +184,11 @@ class WorkerCore:
         self.released = 0
         self._rolling: list[tuple[np.ndarray, np.ndarray]] = []
         # ``encode_async``: the teacher encodes in its own thread, off the learning path; the
-        # batches it works on, oldest first: (vectors, kind, order, [(key, ts)], arrival)
+        # batches it works on, oldest first
         self._encoder = (
             ThreadPoolExecutor(1, thread_name_prefix="coldstream-teacher") if encode_async else None
         )
-        self._encoding: list[tuple[Future[Any], str, int, list[tuple[str, int]], float]] = []
+        self._encoding: deque[_Encoding] = deque()
         #: how long events newer than an item being encoded wait for it (then they go on, and
         #: the item joins when ready; its own interactions always wait for it)
         self.encode_hold_s = encode_hold_s
@@ -257,7 +270,7 @@ class WorkerCore:
             self._enqueue(kind, order, keys, self._encode(texts), self.clock())
         else:
             job = self._encoder.submit(self._encode, texts, threads=False)
-            self._encoding.append((job, kind, order, keys, self.clock()))
+            self._encoding.append(_Encoding(job, kind, order, keys, self.clock()))
 
     def _enqueue(
         self, kind: str, order: int, keys: list[tuple[str, int]], vectors: Any, now: float
@@ -268,16 +281,18 @@ class WorkerCore:
     def _collect(self, wait: bool = False) -> None:
         """Queue the events whose vectors the teacher's thread has finished (all: ``wait``).
         An encoding that failed raises here, on the learning path, as a synchronous one would."""
-        while self._encoding and (wait or self._encoding[0][0].done()):
-            job, kind, order, keys, now = self._encoding.pop(0)
-            self._enqueue(kind, order, keys, job.result(), now)
+        while self._encoding and (wait or self._encoding[0].job.done()):
+            e = self._encoding.popleft()
+            self._enqueue(e.kind, e.order, e.keys, e.job.result(), e.since)
 
     def _encode(self, texts: list[str], threads: bool = True) -> Any:
         t = time.perf_counter()
-        if threads:  # torch's thread count is per process: the teacher's thread leaves it be
-            with torch_threads(self.settings.teacher_threads):  # the student trains on fewer
-                vectors = self.teacher.encode(texts)
-        else:
+        # torch's thread count is per process: the teacher's own thread leaves it be; on the
+        # learning path it encodes on more threads than the student trains with
+        limit: AbstractContextManager[None] = nullcontext()
+        if threads:
+            limit = torch_threads(self.settings.teacher_threads)
+        with limit:
             vectors = self.teacher.encode(texts)
         self.metrics.teacher_encode.observe(time.perf_counter() - t)
         return vectors
@@ -302,7 +317,7 @@ class WorkerCore:
         mark = min((self._frontier.get(tp, -math.inf) for tp in lagging), default=math.inf)
         if self._encoding:  # nothing passes an item or profile being encoded, for a while
             since = self.clock() - self.encode_hold_s
-            held = [ts for e in self._encoding if e[4] > since for _, ts in e[3]]
+            held = [ts for e in self._encoding if e.since > since for _, ts in e.keys]
             if held:
                 mark = min(mark, min(held) - 1)
         return mark
@@ -370,7 +385,7 @@ class WorkerCore:
         if not self.parked:
             return
         limit = self.clock() - self.park_s
-        encoding = {key for e in self._encoding if e[1] == "item" for key, _ in e[3]}
+        encoding = {key for e in self._encoding if e.kind == "item" for key, _ in e.keys}
         stale = [k for k, v in self.parked.items() if v[0].since <= limit and k not in encoding]
         if stale:
             self._apply_forced([p.rec for k in stale for p in self.parked.pop(k)])
