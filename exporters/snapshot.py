@@ -9,17 +9,23 @@ A snapshot is one directory per version under ``COLDSTREAM_SNAPSHOT_DIR``::
         items.json        row -> item_id
         users.json        row -> user_id
         users.npy         one query row per user, plus the cold-user row last
-        history.npy       each user's recent items (rows, -1 padded): served answers skip them
+        history.npy       each user's recent items (rows, -1 padded): served answers skip them,
+                          and the latest of them are the co-occurrence window
+        cooc_*.npy        the co-occurrence memory: neighbour rows and counts (CSR), item counts
         manifest.json     version, times, offsets, dimensions, sha256 of every file, signature
 
 The scoring graph is what the student computes in :meth:`models.student.Student.score_all`:
-``scores = query @ items.T + bias`` with ``items = [blended vector, gated teacher projection]``
+``dense = query @ items.T + bias`` with ``items = [blended vector, gated teacher projection]``
 per catalog row (at most 128 floats) and ``query = [user vector, projected teacher
-history/profile]`` per user, followed by ONNX ``TopK``. torch's ONNX exporter writes the graph
-once per shape signature (query width, ``k_max``) with the item matrix as a dynamic input; each
-snapshot then stores that graph with the current matrix and bias as initializers (so a
-snapshot costs milliseconds, not the exporter's seconds). The catalog is padded to ``k_max``
-rows with ``-inf`` bias, so the graph never depends on the catalog size.
+history/profile]`` per user; then the co-occurrence term (:func:`models.cooc.combine`): the
+query's boosted items (inputs ``boost_rows``/``boost``, which :mod:`serving.scorer` computes
+per request from ``cooc_*.npy`` and the user's window, as the student does) are added, and
+cold items get the mean boost of the ``impute`` best warm items; followed by ONNX ``TopK``.
+torch's ONNX exporter writes the graph once per shape signature (query width, ``k_max``,
+``impute``) with the item tables as dynamic inputs; each snapshot then stores that graph with
+the current matrix, bias and cold flags as initializers (so a snapshot costs milliseconds, not
+the exporter's seconds). The catalog is padded to ``k_max`` rows, plus one row that unused
+boost slots point at, with ``-3e38`` bias, so the graph never depends on the catalog size.
 
 ``teacher_rank`` optionally narrows the rows' teacher part further, to its top ``r`` right
 singular vectors: the matrix narrows from ``dim + student teacher_rank`` to ``dim + r`` columns
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "OPSET",
+    "CoocTables",
     "ServingTables",
     "Snapshot",
     "SnapshotError",
@@ -65,13 +72,14 @@ __all__ = [
     "SnapshotStore",
     "newest_event_ts",
     "open_snapshot",
+    "padded_rows",
     "scoring_model",
     "serving_tables",
     "sign_manifest",
 ]
 
 F32 = npt.NDArray[np.float32]
-FORMAT = 1
+FORMAT = 2  # 2: the co-occurrence term (cooc_*.npy, the graph's boost inputs)
 OPSET = 18
 MODEL_FILE = "model.onnx"
 LATEST = "LATEST"
@@ -89,6 +97,21 @@ class SnapshotError(Exception):
 
 
 @dataclass(frozen=True)
+class CoocTables:
+    """The student's co-occurrence memory as served (:mod:`models.cooc`): each item's
+    neighbour rows and counts as CSR, and every item's interaction count."""
+
+    indptr: npt.NDArray[np.int64]  # (n + 1,)
+    rows: npt.NDArray[np.int32]  # (pairs,)
+    counts: F32  # (pairs,), whole numbers
+    n: F32  # (n,), interactions per item, whole numbers
+
+    def neighbours(self, j: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        lo, hi = int(self.indptr[j]), int(self.indptr[j + 1])
+        return self.rows[lo:hi].astype(np.int64), self.counts[lo:hi].astype(np.float64)
+
+
+@dataclass(frozen=True)
 class ServingTables:
     """Everything a snapshot stores, as arrays (what :func:`serving_tables` takes from a
     student and what :class:`Snapshot` gives back)."""
@@ -100,6 +123,14 @@ class ServingTables:
     queries: F32  # (users + 1, width): the last row is the cold user
     history: npt.NDArray[np.int32]  # (users, history), -1 padded
     dims: dict[str, Any] = field(default_factory=dict)
+    cooc: CoocTables | None = None  # None: no co-occurrence term
+
+    @property
+    def cold(self) -> npt.NDArray[np.bool_]:
+        """Items without an interaction (the co-occurrence term imputes their boost)."""
+        if self.cooc is None:
+            return np.zeros(len(self.item_ids), dtype=np.bool_)
+        return self.cooc.n == 0
 
     @property
     def width(self) -> int:
@@ -130,7 +161,7 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
         items = np.concatenate([items[:, :d], items[:, d:] @ basis], axis=1)
         queries = np.concatenate([queries[:, :d], queries[:, d:] @ basis], axis=1)
         rank = int(basis.shape[1])
-    dims = {
+    dims: dict[str, Any] = {
         "items": len(items),
         "users": len(user_ids),
         "width": int(items.shape[1]) if len(items) else d + (tw if rank is None else rank),
@@ -139,7 +170,22 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
         "teacher_width": tw,
         "teacher_rank": rank,
         "history": hist_len,
+        "cooc": None,
     }
+    cooc = None
+    cfg = student.cfg
+    if cfg.cooc_weight:
+        n = len(items)
+        indptr, rows, counts = student.cooc.csr(n)
+        cooc = CoocTables(indptr, rows, counts, student.cooc.n[:n].astype(np.float32))
+        dims["cooc"] = {
+            "weight": cfg.cooc_weight,
+            "alpha": cfg.cooc_alpha,
+            "window": cfg.cooc_window,
+            "top": cfg.cooc_top,
+            "impute": cfg.cooc_impute,
+            "pairs": len(rows),
+        }
     return ServingTables(
         item_ids=list(student.catalog.ids),
         items=np.ascontiguousarray(items, dtype=np.float32),
@@ -148,44 +194,67 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
         queries=np.ascontiguousarray(queries, dtype=np.float32),
         history=history,
         dims=dims,
+        cooc=cooc,
     )
 
 
 # ---- the ONNX graph -------------------------------------------------------------------------
-_templates: dict[tuple[int, int], bytes] = {}
+_templates: dict[tuple[int, int, int], bytes] = {}
 _templates_lock = threading.Lock()
 
 
-def _template(width: int, k: int) -> onnx.ModelProto:
-    """torch's export of the scoring graph with the item matrix as an input (cached)."""
+def _template(width: int, k: int, impute: int) -> onnx.ModelProto:
+    """torch's export of the scoring graph with the item tables as inputs (cached)."""
     import onnx
 
+    key = (width, k, impute)
     with _templates_lock:
-        blob = _templates.get((width, k))
+        blob = _templates.get(key)
         if blob is None:
-            blob = _templates[(width, k)] = _export_template(width, k).SerializeToString()
+            blob = _templates[key] = _export_template(*key).SerializeToString()
     model = onnx.ModelProto()
     model.ParseFromString(blob)
     return model
 
 
-def _export_template(width: int, k: int) -> onnx.ModelProto:
+def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
     import logging
     import warnings
 
     import torch
 
     class ScoringGraph(torch.nn.Module):
+        """:func:`models.cooc.combine` over the dense product, then the top ``k``."""
+
         def forward(
-            self, query: torch.Tensor, items: torch.Tensor, bias: torch.Tensor
+            self,
+            query: torch.Tensor,
+            boost_rows: torch.Tensor,
+            boost: torch.Tensor,
+            items: torch.Tensor,
+            bias: torch.Tensor,
+            cold: torch.Tensor,
         ) -> tuple[torch.Tensor, torch.Tensor]:
             # one Gemm (transB): faster in ONNX Runtime than MatMul over a transposed copy
-            scores, indices = torch.topk(torch.nn.functional.linear(query, items, bias), k, dim=1)
+            dense = torch.nn.functional.linear(query, items, bias)
+            extra = torch.zeros_like(dense).scatter(1, boost_rows, boost)
+            warm = torch.where(cold > 0, torch.full_like(dense, float("-inf")), dense)
+            leaders = torch.topk(warm, impute, dim=1).indices
+            imputed = extra.gather(1, leaders).sum(dim=1, keepdim=True) / impute
+            scores, indices = torch.topk(dense + extra + cold * imputed, k, dim=1)
             return scores, indices
 
-    n = max(2 * k, 8)
-    example = (torch.zeros(2, width), torch.zeros(n, width), torch.zeros(n))
-    batch, rows = torch.export.Dim("batch"), torch.export.Dim("rows", min=k)
+    n = max(2 * k, 2 * impute, 8)
+    example = (
+        torch.zeros(2, width),
+        torch.zeros(2, 3, dtype=torch.int64),
+        torch.zeros(2, 3),
+        torch.zeros(n, width),
+        torch.zeros(n),
+        torch.zeros(n),
+    )
+    batch, rows = torch.export.Dim("batch"), torch.export.Dim("rows", min=max(k, impute))
+    boosted = torch.export.Dim("boosted")
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -196,9 +265,16 @@ def _export_template(width: int, k: int) -> onnx.ModelProto:
                 ScoringGraph(),
                 example,
                 dynamo=True,
-                input_names=["query", "items", "bias"],
+                input_names=["query", "boost_rows", "boost", "items", "bias", "cold"],
                 output_names=["scores", "indices"],
-                dynamic_shapes={"query": {0: batch}, "items": {0: rows}, "bias": {0: rows}},
+                dynamic_shapes={
+                    "query": {0: batch},
+                    "boost_rows": {0: batch, 1: boosted},
+                    "boost": {0: batch, 1: boosted},
+                    "items": {0: rows},
+                    "bias": {0: rows},
+                    "cold": {0: rows},
+                },
                 opset_version=OPSET,
                 verbose=False,
             )
@@ -208,27 +284,40 @@ def _export_template(width: int, k: int) -> onnx.ModelProto:
     return program.model_proto
 
 
-def scoring_model(items: F32, bias: F32, k_max: int) -> onnx.ModelProto:
-    """The self-contained scoring graph for ``items`` (n, width) and ``bias`` (n,): inputs
-    ``query`` (batch, width), outputs ``scores`` and ``indices`` (batch, k_max); rows past the
-    catalog (padding, when n < k_max) score ``-3e38``."""
+def padded_rows(n: int, k_max: int, impute: int) -> int:
+    """Rows of a snapshot's item matrix: the catalog, padded to at least ``k_max`` and
+    ``impute`` rows, plus one padding row that absent boosts point at."""
+    return max(n, k_max, impute) + 1
+
+
+def scoring_model(
+    items: F32, bias: F32, k_max: int, *, cold: npt.NDArray[np.bool_] | None = None, impute: int = 0
+) -> onnx.ModelProto:
+    """The self-contained scoring graph for ``items`` (n, width), ``bias`` (n,) and the
+    co-occurrence term's ``cold`` items and ``impute``: inputs ``query`` (batch, width),
+    ``boost_rows`` (batch, m) and ``boost`` (batch, m) (each query's boosted items; unused
+    slots point at the last row with boost 0), outputs ``scores`` and ``indices`` (batch,
+    k_max); rows past the catalog score ``-3e38``."""
     from onnx import numpy_helper
 
     n, width = items.shape
-    rows = max(n, k_max)
+    impute = max(impute, 1)
+    rows = padded_rows(n, k_max, impute)
     padded_items = np.zeros((rows, width), dtype=np.float32)
     padded_items[:n] = items
     padded = np.full(rows, _PAD_BIAS, dtype=np.float32)
     padded[:n] = bias
-    model = _template(width, k_max)
+    is_cold = np.ones(rows, dtype=np.float32)  # padding never leads the imputation
+    is_cold[:n] = 0.0 if cold is None else cold
+    model = _template(width, k_max, impute)
     graph = model.graph
-    weights = {"items": padded_items, "bias": padded}
+    weights = {"items": padded_items, "bias": padded, "cold": is_cold}
     keep = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
     graph.input.extend(keep)
     for name, arr in weights.items():
         graph.initializer.append(numpy_helper.from_array(arr, name))
-    model.doc_string = "coldstream student: query rows -> top-K catalog items"
+    model.doc_string = "coldstream student: query rows and boosts -> top-K catalog items"
     return model
 
 
@@ -334,7 +423,10 @@ class SnapshotStore:
         latest = self.latest()
         version = max([*self.versions(), int(latest) if latest and latest.isdigit() else 0]) + 1
         name = f"{version:08d}"
-        model = scoring_model(tables.items, tables.bias, k_max).SerializeToString()
+        impute = _impute(tables.dims)
+        model = scoring_model(
+            tables.items, tables.bias, k_max, cold=tables.cold, impute=impute
+        ).SerializeToString()
         files = {
             MODEL_FILE: model,
             "items.json": json.dumps(tables.item_ids).encode(),
@@ -342,6 +434,14 @@ class SnapshotStore:
             "users.npy": _npy(tables.queries),
             "history.npy": _npy(tables.history),
         }
+        if tables.cooc is not None:
+            c = tables.cooc
+            files |= {
+                "cooc_indptr.npy": _npy(c.indptr),
+                "cooc_rows.npy": _npy(c.rows),
+                "cooc_counts.npy": _npy(c.counts),
+                "cooc_n.npy": _npy(c.n),
+            }
         now = time.time()
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -355,7 +455,11 @@ class SnapshotStore:
                 {"topic": t, "partition": p, "offset": int(o)}
                 for (t, p), o in sorted((offsets or {}).items())
             ],
-            "dims": {**tables.dims, "k_max": k_max},
+            "dims": {
+                **tables.dims,
+                "k_max": k_max,
+                "rows": padded_rows(len(tables.item_ids), k_max, max(impute, 1)),
+            },
             "teacher": teacher,
             "opset": OPSET,
             "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()},
@@ -459,6 +563,18 @@ def _tables(blobs: dict[str, bytes], manifest: dict[str, Any]) -> ServingTables:
     }
     n = len(item_ids)
     items = np.ascontiguousarray(weights["items"][:n], dtype=np.float32)
+    cooc = None
+    if "cooc_indptr.npy" in blobs:
+        cooc = CoocTables(
+            indptr=npy("cooc_indptr.npy").astype(np.int64, copy=False),
+            rows=npy("cooc_rows.npy").astype(np.int32, copy=False),
+            counts=npy("cooc_counts.npy").astype(np.float32, copy=False),
+            n=npy("cooc_n.npy").astype(np.float32, copy=False),
+        )
+        if len(cooc.indptr) != n + 1 or len(cooc.n) != n or cooc.indptr[-1] != len(cooc.rows):
+            raise ValueError("the co-occurrence tables do not match the catalog")
+        if len(cooc.rows) and not 0 <= int(cooc.rows.min()) <= int(cooc.rows.max()) < n:
+            raise ValueError("the co-occurrence tables name rows outside the catalog")
     return ServingTables(
         item_ids=item_ids,
         items=items,
@@ -467,7 +583,13 @@ def _tables(blobs: dict[str, bytes], manifest: dict[str, Any]) -> ServingTables:
         queries=npy("users.npy").astype(np.float32, copy=False),
         history=npy("history.npy").astype(np.int32, copy=False),
         dims=dict(manifest.get("dims", {})),
+        cooc=cooc,
     )
+
+
+def _impute(dims: Mapping[str, Any]) -> int:
+    cooc = dims.get("cooc")
+    return int(cooc["impute"]) if isinstance(cooc, Mapping) else 0
 
 
 def newest_event_ts(student: Student) -> int | None:

@@ -13,8 +13,8 @@ normalised co-occurrence summed over their window:
 many times an item's share of positives, so items the window says nothing about (a new user,
 an item nobody paired yet) are ordered by popularity rather than tied at zero.
 
-Storage is sparse: each item keeps growable arrays of its neighbours and counts, plus a dict
-from neighbour to slot, so a score costs one vectorised add per window item.
+The counts live in a :class:`~models.cooc.Cooccurrence` (sparse), the memory the student's
+co-occurrence term reads too.
 
 >>> from models.catalog import Catalog
 >>> cat = Catalog(dim=1)
@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.baselines import grow
 from models.catalog import Catalog
+from models.cooc import Cooccurrence, window_scores
 from models.protocol import is_positive
 
 __all__ = ["ItemKNN"]
@@ -66,36 +66,17 @@ class ItemKNN:
         self.window, self.alpha, self.tiebreak = window, alpha, tiebreak
         self.positives_only = positives_only
         self.recent: dict[str, deque[int]] = {}
-        self.n: F64 = np.zeros(0)
-        self.total = 0.0
-        # per item: neighbour rows, their counts, how many slots are used, neighbour -> slot
-        self._nb: list[npt.NDArray[np.int64]] = []
-        self._cnt: list[F64] = []
-        self._len: list[int] = []
-        self._slot: list[dict[int, int]] = []
+        self.cooc = Cooccurrence(alpha)
+
+    @property
+    def n(self) -> F64:
+        return self.cooc.n
 
     def observe_item(self, index: int) -> None:
-        self.n = grow(self.n, index + 1)
-        while len(self._nb) <= index:
-            self._nb.append(np.zeros(4, dtype=np.int64))
-            self._cnt.append(np.zeros(4))
-            self._len.append(0)
-            self._slot.append({})
+        self.cooc.observe_item(index)
 
     def observe_user(self, user_id: str, embedding: npt.NDArray[np.float32] | None) -> None:
         return None
-
-    def _add(self, a: int, b: int) -> None:
-        slots = self._slot[a]
-        s = slots.get(b)
-        if s is None:
-            s = slots[b] = self._len[a]
-            self._len[a] = s + 1
-            if s >= self._nb[a].shape[0]:
-                self._nb[a] = grow(self._nb[a], s + 1)
-                self._cnt[a] = grow(self._cnt[a], s + 1)
-            self._nb[a][s] = b
-        self._cnt[a][s] += 1.0
 
     def learn_one(self, user_id: str, index: int, value: float, ts: int) -> None:
         if self.positives_only and not is_positive(value, self.threshold):
@@ -103,46 +84,27 @@ class ItemKNN:
         win = self.recent.get(user_id)
         if win is None:
             win = self.recent[user_id] = deque(maxlen=self.window)
-        for j in win:
-            if j != index:
-                self._add(index, j)
-                self._add(j, index)
+        self.cooc.add(index, win)
         win.append(index)
-        self.n[index] += 1.0
-        self.total += 1.0
 
     def flush(self) -> None:
         return None
 
     def score_all(self, user_id: str) -> F64:
         n = len(self.catalog)
-        counts = self.n[:n]
+        counts = self.cooc.n[:n]
         scores = np.zeros(n)
         win = self.recent.get(user_id)
         if win:
-            for j in set(win):
-                k = self._len[j]
-                if k:
-                    idx = self._nb[j][:k]
-                    scores[idx] += self._cnt[j][:k] / counts[j] ** (1.0 - self.alpha)
-            scores /= np.maximum(counts, 1.0) ** self.alpha
-        if self.tiebreak and self.total:
-            scores += self.tiebreak * counts / self.total
+            idx, s = window_scores(win, self.cooc.neighbours, self.cooc.n, self.alpha)
+            scores[idx] = s
+        if self.tiebreak and self.cooc.total:
+            scores += self.tiebreak * counts / self.cooc.total
         return scores
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "recent": {u: list(w) for u, w in self.recent.items()},
-            "n": self.n.copy(),
-            "total": self.total,
-            "nb": [a[:k].copy() for a, k in zip(self._nb, self._len, strict=True)],
-            "cnt": [a[:k].copy() for a, k in zip(self._cnt, self._len, strict=True)],
-        }
+        return {"recent": {u: list(w) for u, w in self.recent.items()}, **self.cooc.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = {u: deque(w, maxlen=self.window) for u, w in state["recent"].items()}
-        self.n, self.total = state["n"].copy(), float(state["total"])
-        self._nb = [a.copy() for a in state["nb"]]
-        self._cnt = [a.copy() for a in state["cnt"]]
-        self._len = [len(a) for a in self._nb]
-        self._slot = [{int(b): s for s, b in enumerate(a)} for a in self._nb]
+        self.cooc.load_state_dict(state)

@@ -1,8 +1,9 @@
 """Model names and how to build them on a shared catalog: the one list every command asks.
 
 - ``student``: the student (:mod:`models.student`); ``student_no_distill``,
-  ``student_no_sequence`` and ``student_no_content`` are its ablations, each with one part
-  switched off (distillation, the order of the history, the teacher altogether);
+  ``student_no_sequence``, ``student_no_content`` and ``student_no_cooc`` are its ablations,
+  each with one part switched off (distillation, the order of the history, the teacher
+  altogether, the co-occurrence term);
 - ``river``: River's ``BiasedMF``; ``item_knn``: the online item-to-item co-occurrence kNN;
   ``popularity``: positive counts with exponential time decay; ``content``: teacher similarity.
 
@@ -36,10 +37,13 @@ STUDENT_VARIANTS: dict[str, dict[str, Any]] = {
     "student_no_distill": {"distill": False},
     "student_no_sequence": {"sequence": False},
     "student_no_content": {"content": False, "distill": False},
+    "student_no_cooc": {"cooc_weight": 0.0},
 }
 MODEL_NAMES = (*STUDENT_VARIANTS, "river", "item_knn", "popularity", "content")
 #: the models that read teacher embeddings (a comparison encodes texts only if one is asked)
-NEEDS_TEACHER = frozenset({"student", "student_no_distill", "student_no_sequence", "content"})
+NEEDS_TEACHER = frozenset(
+    {"student", "student_no_distill", "student_no_sequence", "student_no_cooc", "content"}
+)
 
 
 def parse_models(spec: str) -> list[str]:

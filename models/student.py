@@ -55,6 +55,7 @@ import torch
 
 from models.baselines import grow
 from models.catalog import Catalog
+from models.cooc import Cooccurrence, combine, top_boost, window_scores
 from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
@@ -99,10 +100,20 @@ class StudentConfig:
     refresh_items: int = 256  # cached content rows recomputed per step besides the batch's
     fresh_scales: tuple[float, ...] = (200.0, 2_000.0, 20_000.0)  # in interactions learned
     basis_until: int = 4_096  # the teacher basis is refitted as the catalog doubles up to this
+    # the co-occurrence term (models.cooc): weight 0 switches it off (ablation)
+    cooc_weight: float = 4.0  # boost = weight * log(1 + s(window, i))
+    cooc_alpha: float = 0.75  # s normalises by n_i ** alpha * n_j ** (1 - alpha)
+    cooc_window: int = 10  # the user's latest interactions that co-occur and score (<= history)
+    cooc_top: int = 256  # boosted items per query, at most
+    cooc_impute: int = 20  # cold items get the mean boost of this many leading warm items
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.teacher_rank < 0 or self.history < 1 or self.batch_size < 1:
             raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
+        if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
+            raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
+        if self.cooc_window < 1 or self.cooc_impute < 0:
+            raise ValueError("cooc_window >= 1 and cooc_impute >= 0")
         if self.dim + self.teacher_rank > MAX_WIDTH:
             raise ValueError(
                 f"dim + teacher_rank is {self.dim + self.teacher_rank}: a served item row holds "
@@ -157,6 +168,7 @@ class Student:
         self.replay = ReplayBuffer(cfg.replay_size, cfg.history, seed=seed + 1)
         self.recent: deque[tuple[str, int, list[int]]] = deque(maxlen=RECENT)
         self.fresh = Freshness(cfg.fresh_scales)
+        self.cooc = Cooccurrence(cfg.cooc_alpha)
         d, r = cfg.dim, cfg.teacher_rank
         # per catalog row: id vector and bias with Adagrad state, interactions learned, cached
         # cold head (cv, cb) and distilled head (dv), teacher projection (tp)
@@ -184,6 +196,7 @@ class Student:
         for name in (*_ITEM_ARRAYS, "_v", "_g", "_b"):
             setattr(self, name, grow(getattr(self, name), size))
         self.fresh.observe(index, self.learned)
+        self.cooc.observe_item(index)
         n_cat = len(self.catalog)
         if (
             self.cfg.content
@@ -210,6 +223,8 @@ class Student:
         self.pending.append((user_id, index, hist))
         self.replay.add(user_id, index, hist)
         self.recent.append((user_id, index, hist))
+        if self.cfg.cooc_weight:
+            self.cooc.add(index, st.hist[-self.cfg.cooc_window :])
         st.hist.append(index)
         if len(st.hist) > self.cfg.history:
             del st.hist[0]
@@ -257,7 +272,19 @@ class Student:
         out = self._v[:n] @ q[:d] + self._b[:n]
         if self.cfg.content:
             out += self._g[:n] * (self.tp[:n] @ q[d:])
-        return out.astype(np.float32)
+        if not self.cfg.cooc_weight:
+            return out.astype(np.float32)
+        idx, boost = self.cooc_boost(user_id)
+        return combine(out, idx, boost, self.cooc.n[:n] == 0, self.cfg.cooc_impute)
+
+    def cooc_boost(self, user_id: str) -> tuple[I64, F32]:
+        """The co-occurrence term's boosted items and boosts for a user (their latest
+        ``cooc_window`` items as the window): what a snapshot's scorer computes from its copy
+        of the memory."""
+        st = self.state.get(user_id)
+        window = st.hist[-self.cfg.cooc_window :] if st is not None else []
+        idx, s = window_scores(window, self.cooc.neighbours, self.cooc.n, self.cfg.cooc_alpha)
+        return top_boost(idx, s, weight=self.cfg.cooc_weight, top=self.cfg.cooc_top)
 
     # ---- serving --------------------------------------------------------------------------
     def query(self, user_id: str) -> F32:
@@ -465,6 +492,7 @@ class Student:
             "boost": (*self.boosted, self.last_loss),
             "arrays": {k: getattr(self, k).copy() for k in (*_ITEM_ARRAYS, "_v", "_g", "_b")},
             "fresh": self.fresh.state_dict(),
+            "cooc": self.cooc.state_dict(),
             "pending": [(u, i, list(h)) for u, i, h in self.pending],
             "counters": (self.steps, self.learned, self.now, self._refresh_at, self.basis_n),
             "item_ids": list(self.catalog.ids),
@@ -485,6 +513,11 @@ class Student:
         for k, v in state["arrays"].items():
             setattr(self, k, v.copy())
         self.fresh.load_state_dict(state["fresh"])
+        self.cooc = Cooccurrence(self.cfg.cooc_alpha)
+        if "cooc" in state:
+            self.cooc.load_state_dict(state["cooc"])
+        for index in range(len(self.cooc.n), len(self.n)):
+            self.cooc.observe_item(index)  # a checkpoint from before the co-occurrence term
         self.pending = [(u, i, list(h)) for u, i, h in state["pending"]]
         self.steps, self.learned, self.now, self._refresh_at, self.basis_n = state["counters"]
         self.pretrained = {k: (v[0].copy(), v[1], v[2]) for k, v in state["pretrained"].items()}

@@ -15,6 +15,7 @@ default, and on an H100 that moved scores by up to 4e-4 relative and changed the
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,12 +24,16 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from exporters.snapshot import Snapshot
+from models.cooc import combine, top_boost, window_scores
 
 __all__ = ["Recommendation", "Scorer", "available_providers"]
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+#: users whose co-occurrence boosts a scorer keeps (computed on their first request)
+BOOST_CACHE = 10_000
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 #: full float32 products on the GPU, so what is served is what was evaluated (see above)
 CUDA_OPTIONS = {"use_tf32": "0"}
@@ -68,6 +73,11 @@ class Scorer:
         self.user_rows = {u: r for r, u in enumerate(t.user_ids)}
         self.item_rows = {i: r for r, i in enumerate(t.item_ids)}
         self.cold_row = len(t.user_ids)
+        dims = snapshot.manifest.get("dims", {})
+        self.cooc = dims.get("cooc") if t.cooc is not None else None
+        self.pad_row = int(dims.get("rows", max(self.n_items, self.k_max) + 1)) - 1
+        self._cold = t.cold
+        self._boosts: OrderedDict[int, tuple[I64, F32]] = OrderedDict()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # the CUDA fallback is reported by us, once, clearly
@@ -104,19 +114,61 @@ class Scorer:
             self.topk(np.repeat(t.queries[-1:], b, axis=0))
 
     # -- scoring ----------------------------------------------------------------------------
-    def topk(self, queries: F32) -> tuple[F32, npt.NDArray[np.int64]]:
-        """Top ``k_max`` catalog rows and scores for each query row (padding rows included
-        when the catalog is smaller than ``k_max``; callers drop rows ``>= n_items``)."""
+    def boosts(self, row: int) -> tuple[I64, F32]:
+        """A query row's co-occurrence boosts (:meth:`models.student.Student.cooc_boost` on the
+        snapshot's copy of the memory, the user's latest items as the window); cached."""
+        got = self._boosts.get(row)
+        if got is not None:
+            self._boosts.move_to_end(row)
+            return got
+        cfg, c = self.cooc, self.tables.cooc
+        if cfg is None or c is None or row == self.cold_row:
+            got = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        else:
+            hist = self.tables.history[row]
+            window = hist[hist >= 0][-int(cfg["window"]) :].tolist()
+            n = c.n.astype(np.float64)
+            idx, s = window_scores(window, c.neighbours, n, float(cfg["alpha"]))
+            got = top_boost(idx, s, weight=float(cfg["weight"]), top=int(cfg["top"]))
+        self._boosts[row] = got
+        if len(self._boosts) > BOOST_CACHE:
+            self._boosts.popitem(last=False)
+        return got
+
+    def boost_inputs(self, rows: list[int]) -> tuple[I64, F32]:
+        """The graph's ``boost_rows`` and ``boost`` for query rows (unused slots: the padding
+        row, boost 0)."""
+        parts = [self.boosts(r) for r in rows]
+        width = max([1, *(len(i) for i, _ in parts)])
+        idx = np.full((len(rows), width), self.pad_row, dtype=np.int64)
+        val = np.zeros((len(rows), width), dtype=np.float32)
+        for j, (i, v) in enumerate(parts):
+            idx[j, : len(i)] = i
+            val[j, : len(v)] = v
+        return idx, val
+
+    def topk(
+        self, queries: F32, boost_rows: I64 | None = None, boost: F32 | None = None
+    ) -> tuple[F32, npt.NDArray[np.int64]]:
+        """Top ``k_max`` catalog rows and scores for each query row, with its co-occurrence
+        boosts (none if not given; :meth:`boost_inputs`) (padding rows included when the
+        catalog is smaller than ``k_max``; callers drop rows ``>= n_items``)."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if boost_rows is None or boost is None:
+            boost_rows = np.full((len(q), 1), self.pad_row, dtype=np.int64)
+            boost = np.zeros((len(q), 1), dtype=np.float32)
+        feeds = {"query": q, "boost_rows": boost_rows, "boost": boost}
         if self.provider == CUDA:
             binding = self.session.io_binding()
-            binding.bind_ortvalue_input("query", ort.OrtValue.ortvalue_from_numpy(q, "cuda", 0))
+            for name, arr in feeds.items():
+                value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), "cuda", 0)
+                binding.bind_ortvalue_input(name, value)
             binding.bind_output("scores", "cpu")
             binding.bind_output("indices", "cpu")
             self.session.run_with_iobinding(binding)
             scores, indices = binding.copy_outputs_to_cpu()
         else:
-            scores, indices = self.session.run(None, {"query": q})
+            scores, indices = self.session.run(None, feeds)
         return np.asarray(scores), np.asarray(indices)
 
     def rows(self, user_ids: list[str | None]) -> list[int]:
@@ -127,7 +179,7 @@ class Scorer:
     def recommend(self, user_ids: list[str | None], k: int) -> list[Recommendation]:
         """Top ``k`` items per user, without the items in their recent history."""
         rows = self.rows(user_ids)
-        scores, indices = self.topk(self.tables.queries[rows])
+        scores, indices = self.topk(self.tables.queries[rows], *self.boost_inputs(rows))
         out = []
         ids, history = self.tables.item_ids, self.tables.history
         for j, (user, row) in enumerate(zip(user_ids, rows, strict=True)):
@@ -145,10 +197,16 @@ class Scorer:
 
     def score(self, user_id: str | None, item_ids: list[str]) -> list[float | None]:
         """The model's score of each item for the user (None for an item it does not know)."""
-        q = self.tables.queries[self.rows([user_id])[0]]
+        row = self.rows([user_id])[0]
+        t = self.tables
         rows = [self.item_rows.get(i) for i in item_ids]
         known = [r for r in rows if r is not None]
-        values = self.tables.items[known] @ q + self.tables.bias[known]
+        if self.cooc is None:
+            values = t.items[known] @ t.queries[row] + t.bias[known]
+        else:  # the co-occurrence term's imputation needs every item's dense score
+            dense = t.items @ t.queries[row] + t.bias
+            idx, boost = self.boosts(row)
+            values = combine(dense, idx, boost, self._cold, int(self.cooc["impute"]))[known]
         it = iter(values.tolist())
         return [None if r is None else next(it) for r in rows]
 

@@ -1,6 +1,7 @@
 """The drift must-show, through the worker core (no Kafka; the Faust app only hands it batches):
-a drift injected half-way through a generated stream is detected within 2,000 interactions, and
-a stationary stream of the same length raises no detection at all.
+a drift injected half-way through a generated stream is detected within 2,000 interactions (by
+ADWIN and by a Page-Hinkley test), and a stationary stream of the same length raises no
+detection at all.
 
 The detector settings (models.monitor.DriftConfig) were tuned on seeds 1-4 of this stream size;
 this seed was not among them (README, "Drift"). ``bench/bench_drift.py`` runs more seeds.
@@ -73,7 +74,10 @@ def test_an_injected_drift_is_detected_within_2000_interactions(tmp_path: Path) 
     assert core.model_events == SIZE["events"]
     student = [d for d in core.drift_log if d.model == "student"]
     assert not [d for d in core.drift_log if d.events < at], "a detection before the drift"
-    for detector in ("adwin", "page_hinkley"):
+    # ADWIN on the student's misses, and a Page-Hinkley test: on its misses or, since the
+    # co-occurrence term recovers the hit rate within a few hundred events, on its loss
+    ph = next(d.detector for d in student if d.detector.startswith("page_hinkley"))
+    for detector in ("adwin", ph):
         first = next(d for d in student if d.detector == detector)
         assert 0 <= first.events - at <= WITHIN, (detector, first.events - at)
         assert first.ts >= meta["drift_ts"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from models.catalog import Catalog
+from models.cooc import combine
 from models.exceptions import CheckpointError
 from models.student import MAX_WIDTH, Student, StudentConfig
 from models.transfer import load_pretrained, pretrain, save_checkpoint
@@ -38,8 +39,15 @@ def test_served_rows_are_narrow_and_score_like_the_student() -> None:
     s.flush()
     rows, bias = s.serving_rows()
     assert rows.shape == (len(s.catalog), TINY.dim + TINY.teacher_rank) == (40, TINY.width)
+    cold = s.cooc.n[: len(s.catalog)] == 0
     for user in ("u1", "nobody"):
-        np.testing.assert_allclose(rows @ s.query(user) + bias, s.score_all(user), rtol=1e-5)
+        dense = rows @ s.query(user) + bias
+        idx, boost = s.cooc_boost(user)
+        served = combine(dense, idx, boost, cold, TINY.cooc_impute)
+        np.testing.assert_allclose(served, s.score_all(user), rtol=1e-5)
+    # u1 has a window, so the co-occurrence term moves their scores; nobody has none
+    assert len(s.cooc_boost("u1")[0]) and not len(s.cooc_boost("nobody")[0])
+    assert not np.allclose(rows @ s.query("u1") + bias, s.score_all("u1"))
     assert StudentConfig().width <= MAX_WIDTH
     with pytest.raises(ValueError, match="at most 128 floats"):
         StudentConfig(dim=100, teacher_rank=64)

@@ -21,6 +21,7 @@ from exporters.snapshot import (
     open_snapshot,
     serving_tables,
 )
+from models.cooc import combine
 from models.student import Student
 from serving.scorer import Scorer
 from tests.snapshot_support import trained_student
@@ -46,12 +47,24 @@ def _write(store: SnapshotStore, student: Student, k: int = K) -> Snapshot:
 def test_onnx_scores_match_torch_and_the_student(student: Student, tmp_path: Path) -> None:
     snap = SnapshotStore(tmp_path).open(_write(SnapshotStore(tmp_path), student).path.name)
     t = snap.tables
+    scorer = Scorer(snap, provider="cpu")
+    rows = list(range(len(t.user_ids) + 1))  # every user, then the cold row
+    # the scorer's co-occurrence boosts, from the snapshot's copy of the memory, are the
+    # student's own, to the bit, and most users have some
+    for r, user in enumerate(t.user_ids):
+        for got, want in zip(scorer.boosts(r), student.cooc_boost(user), strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert sum(len(scorer.boosts(r)[0]) > 0 for r in rows) > len(rows) // 2
+    boost_rows, boost = scorer.boost_inputs(rows)
     sess = ort.InferenceSession(snap.model, providers=["CPUExecutionProvider"])
-    onnx_scores, onnx_idx = sess.run(None, {"query": t.queries})
-    # torch, same weights: the graph the exporter traced
+    feeds = {"query": t.queries, "boost_rows": boost_rows, "boost": boost}
+    onnx_scores, onnx_idx = sess.run(None, feeds)
+    # torch and numpy, same tables: the dense product, then the co-occurrence term
+    impute = snap.manifest["dims"]["cooc"]["impute"]
     with torch.no_grad():
-        full = torch.tensor(t.queries) @ torch.tensor(t.items).T + torch.tensor(t.bias)
-        torch_scores, torch_idx = torch.topk(full, K, dim=1)
+        dense = (torch.tensor(t.queries) @ torch.tensor(t.items).T + torch.tensor(t.bias)).numpy()
+        full = np.stack([combine(dense[r], *scorer.boosts(r), t.cold, impute) for r in rows])
+        torch_scores, torch_idx = torch.topk(torch.tensor(full), K, dim=1)
     scale = float(np.abs(torch_scores.numpy()).max())
     assert np.abs(onnx_scores - torch_scores.numpy()).max() <= 1e-4 * scale
     assert (onnx_idx == torch_idx.numpy()).mean() > 0.999  # ties may swap, nothing else
@@ -74,7 +87,18 @@ def test_manifest_names_everything(student: Student, tmp_path: Path) -> None:
     assert m["offsets"] == [{"topic": "t.interactions", "partition": 0, "offset": 123}]
     assert m["dims"]["items"] == len(student.catalog) and m["dims"]["k_max"] == K
     assert m["opset"] >= 17 and "signature" not in m
-    assert set(m["files"]) == {"model.onnx", "items.json", "users.json", "users.npy", "history.npy"}
+    assert set(m["files"]) == {
+        "model.onnx",
+        "items.json",
+        "users.json",
+        "users.npy",
+        "history.npy",
+        "cooc_indptr.npy",
+        "cooc_rows.npy",
+        "cooc_counts.npy",
+        "cooc_n.npy",
+    }
+    assert m["dims"]["cooc"]["pairs"] > 0 and m["dims"]["rows"] > m["dims"]["items"]
 
 
 def test_versions_latest_and_pruning(student: Student, tmp_path: Path) -> None:
