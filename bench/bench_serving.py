@@ -1,8 +1,11 @@
 """Benchmark: top-20 latency and throughput of a snapshot, in the ONNX session and over HTTP.
 
 Synthetic catalogs of 10k, 100k and 1M items are written as real snapshots (the exporter's own
-graph: ``query @ items.T + bias`` then ``TopK``), at the width the student serves by default
-(``exact``: 64 id/content + 32 teacher-projection columns, :attr:`StudentConfig.width`).
+graph: ``query @ items.T + bias``, the co-occurrence boosts, then ``TopK``), at the width the
+student serves by default (``exact``: 64 id/content + 32 teacher-projection columns,
+:attr:`StudentConfig.width`), every item with random co-occurrence neighbours and every user
+with 20 recent items. ``cooc boosts``: one request's boosts computed from the memory (what
+``serve`` does on a user's first request to a snapshot), at the worst case the memory allows.
 
 ``session``: one ONNX Runtime session, batches of 1 and 256 query rows, latency per run (p50,
 p99) and users scored per second. ``http``: ``coldstream serve`` in its own process, a client
@@ -31,7 +34,8 @@ import orjson
 
 from bench.common import show
 from coldstream.children import Child
-from exporters.snapshot import ServingTables, SnapshotStore
+from exporters.snapshot import CoocTables, ServingTables, SnapshotStore
+from models.cooc import top_boost, window_scores
 from models.student import StudentConfig
 from serving.scorer import Scorer
 
@@ -39,19 +43,58 @@ STUDENT_DIM, TEACHER_DIM = StudentConfig().dim, StudentConfig().teacher_rank
 USERS = 2000
 
 
+def cooc_tables(n: int, per_item: int, rng: np.random.Generator) -> CoocTables:
+    """A co-occurrence memory in which every item has ``per_item`` random neighbours."""
+    indptr = np.arange(n + 1, dtype=np.int64) * per_item
+    rows = rng.integers(0, n, n * per_item, dtype=np.int32)
+    counts = rng.integers(1, 20, n * per_item).astype(np.float32)
+    return CoocTables(indptr, rows, counts, rng.integers(1, 1000, n).astype(np.float32))
+
+
 def tables(n: int, width: int, seed: int = 0) -> ServingTables:
+    """Random rows, every user with 20 recent items, every item with neighbours (100, or
+    fewer for the largest catalogs so the memory stays at 20M pairs)."""
     rng = np.random.default_rng(seed)
     items = rng.standard_normal((n, width), dtype=np.float32) / np.sqrt(width)
     queries = rng.standard_normal((USERS + 1, width), dtype=np.float32)
+    per_item = max(1, min(100, 20_000_000 // n))
+    cfg = StudentConfig()
+    cooc = {
+        "weight": cfg.cooc_weight,
+        "alpha": cfg.cooc_alpha,
+        "window": cfg.cooc_window,
+        "top": cfg.cooc_top,
+        "impute": cfg.cooc_impute,
+        "pairs": n * per_item,
+    }
     return ServingTables(
         item_ids=[f"i{i}" for i in range(n)],
         items=items,
         bias=rng.standard_normal(n, dtype=np.float32) * 0.1,
         user_ids=[f"u{u}" for u in range(USERS)],
         queries=queries,
-        history=np.full((USERS, 20), -1, dtype=np.int32),
-        dims={"items": n, "users": USERS, "width": width},
+        history=rng.integers(0, n, (USERS, 20), dtype=np.int32),
+        dims={"items": n, "users": USERS, "width": width, "cooc": cooc},
+        cooc=cooc_tables(n, per_item, rng),
     )
+
+
+def bench_boosts(budget_s: float) -> dict[str, float]:
+    """A request's co-occurrence boosts, uncached, at the worst the memory allows: 10 window
+    items with ``2 * cooc_neighbours - 1`` neighbours each."""
+    cfg = StudentConfig()
+    rng = np.random.default_rng(3)
+    c = cooc_tables(100_000, 2 * cfg.cooc_neighbours - 1, rng)
+    n = c.n.astype(np.float64)
+    lat: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget_s or len(lat) < 20:
+        window = rng.integers(0, 100_000, cfg.cooc_window).tolist()
+        t = time.perf_counter()
+        idx, s = window_scores(window, c.neighbours, n, cfg.cooc_alpha)
+        top_boost(idx, s, weight=cfg.cooc_weight, top=cfg.cooc_top)
+        lat.append(time.perf_counter() - t)
+    return {"p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -73,13 +116,14 @@ def bench_session(
     rng = np.random.default_rng(1)
     q = scorer.tables.queries
     for _ in range(warmup):
-        scorer.topk(q[rng.integers(0, USERS, batch)])
+        rows = rng.integers(0, USERS, batch).tolist()
+        scorer.topk(q[rows], *scorer.boost_inputs(rows))
     lat: list[float] = []
     start = time.perf_counter()
     while len(lat) < runs and (time.perf_counter() - start < budget_s or len(lat) < least):
-        rows = q[rng.integers(0, USERS, batch)]
+        rows = rng.integers(0, USERS, batch).tolist()
         t = time.perf_counter()
-        scorer.topk(rows)
+        scorer.topk(q[rows], *scorer.boost_inputs(rows))  # boosts: cached after a user's first
         lat.append(time.perf_counter() - t)
     return {
         "p50_ms": pct(lat, 50) * 1e3,
@@ -185,6 +229,8 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(root)
+    for key, value in bench_boosts(args.budget).items():
+        results[f"cooc boosts, uncached, worst case {key}"] = value
     show(results, args.json)
 
 

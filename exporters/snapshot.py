@@ -224,7 +224,8 @@ def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
     import torch
 
     class ScoringGraph(torch.nn.Module):
-        """:func:`models.cooc.combine` over the dense product, then the top ``k``."""
+        """:func:`models.cooc.combine` over the dense product, then the top ``k``: few passes
+        over the (batch, rows) scores, the rest touches only the boosted and cold items."""
 
         def forward(
             self,
@@ -233,16 +234,21 @@ def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
             boost: torch.Tensor,
             items: torch.Tensor,
             bias: torch.Tensor,
-            cold: torch.Tensor,
+            penalty: torch.Tensor,
+            cold_rows: torch.Tensor,
         ) -> tuple[torch.Tensor, torch.Tensor]:
             # one Gemm (transB): faster in ONNX Runtime than MatMul over a transposed copy
             dense = torch.nn.functional.linear(query, items, bias)
-            extra = torch.zeros_like(dense).scatter(1, boost_rows, boost)
-            warm = torch.where(cold > 0, torch.full_like(dense, float("-inf")), dense)
-            leaders = torch.topk(warm, impute, dim=1).indices
-            imputed = extra.gather(1, leaders).sum(dim=1, keepdim=True) / impute
-            scores, indices = torch.topk(dense + extra + cold * imputed, k, dim=1)
-            return scores, indices
+            # the leading warm items (penalty: -inf on cold and padding rows) and their boosts
+            leaders = torch.topk(dense + penalty, impute, dim=1).indices
+            hit = leaders.unsqueeze(2) == boost_rows.unsqueeze(1)
+            imputed = ((hit * boost.unsqueeze(1)).sum(dim=(1, 2)) / impute).unsqueeze(1)
+            # boosted items get their boost, cold items the imputed one: one scatter
+            cold = cold_rows.unsqueeze(0).expand(query.shape[0], -1)
+            rows = torch.cat([boost_rows, cold], dim=1)
+            add = torch.cat([boost, imputed.expand(-1, cold.shape[1])], dim=1)
+            scores = dense.scatter(1, rows, dense.gather(1, rows) + add)
+            return torch.topk(scores, k, dim=1)
 
     n = max(2 * k, 2 * impute, 8)
     example = (
@@ -252,9 +258,10 @@ def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
         torch.zeros(n, width),
         torch.zeros(n),
         torch.zeros(n),
+        torch.arange(3, dtype=torch.int64),
     )
     batch, rows = torch.export.Dim("batch"), torch.export.Dim("rows", min=max(k, impute))
-    boosted = torch.export.Dim("boosted")
+    boosted, colds = torch.export.Dim("boosted"), torch.export.Dim("cold")
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -265,7 +272,15 @@ def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
                 ScoringGraph(),
                 example,
                 dynamo=True,
-                input_names=["query", "boost_rows", "boost", "items", "bias", "cold"],
+                input_names=[
+                    "query",
+                    "boost_rows",
+                    "boost",
+                    "items",
+                    "bias",
+                    "penalty",
+                    "cold_rows",
+                ],
                 output_names=["scores", "indices"],
                 dynamic_shapes={
                     "query": {0: batch},
@@ -273,7 +288,8 @@ def _export_template(width: int, k: int, impute: int) -> onnx.ModelProto:
                     "boost": {0: batch, 1: boosted},
                     "items": {0: rows},
                     "bias": {0: rows},
-                    "cold": {0: rows},
+                    "penalty": {0: rows},
+                    "cold_rows": {0: colds},
                 },
                 opset_version=OPSET,
                 verbose=False,
@@ -307,11 +323,19 @@ def scoring_model(
     padded_items[:n] = items
     padded = np.full(rows, _PAD_BIAS, dtype=np.float32)
     padded[:n] = bias
-    is_cold = np.ones(rows, dtype=np.float32)  # padding never leads the imputation
-    is_cold[:n] = 0.0 if cold is None else cold
+    penalty = np.full(rows, -np.inf, dtype=np.float32)  # padding never leads the imputation
+    penalty[:n] = 0.0 if cold is None else np.where(cold, -np.inf, 0.0)
+    # the cold items, and the last padding row so the list is never empty (ONNX Runtime's
+    # Expand does not take an empty dimension); that row stays at -3e38 whatever it is given
+    cold_rows = np.append(np.flatnonzero(np.zeros(n) if cold is None else cold), rows - 1)
     model = _template(width, k_max, impute)
     graph = model.graph
-    weights = {"items": padded_items, "bias": padded, "cold": is_cold}
+    weights: dict[str, npt.NDArray[Any]] = {
+        "items": padded_items,
+        "bias": padded,
+        "penalty": penalty,
+        "cold_rows": cold_rows.astype(np.int64),
+    }
     keep = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
     graph.input.extend(keep)

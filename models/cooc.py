@@ -9,7 +9,10 @@ one to ``n_i``. A window ``W`` scores item ``i`` as
 (``alpha = 0.5``: the cosine; a larger ``alpha`` favours rarely seen items).
 
 Storage is sparse: each item keeps growable arrays of its neighbours and counts, in the order
-the pairs first occurred, plus a dict from neighbour to slot. :func:`window_scores` sums a
+the pairs first occurred, plus a dict from neighbour to slot. With ``neighbours`` set, an item
+whose list reaches twice that many keeps its ``neighbours`` most frequent ones (the usual top-N
+neighbours of item-kNN), so memory, snapshots and a request's work stay bounded on a long
+stream over a large catalog. :func:`window_scores` sums a
 window's neighbour lists in one fixed order (distinct window items ascending, each list in its
 own order), so the student (from this memory) and ``coldstream serve`` (from a snapshot's copy
 of it, :meth:`Cooccurrence.csr`) compute the same floats.
@@ -44,10 +47,12 @@ Neighbours = Callable[[int], tuple[I64, F64]]
 class Cooccurrence:
     """Sparse co-occurrence counts ``C`` and interaction counts ``n`` of catalog rows."""
 
-    def __init__(self, alpha: float = 0.5) -> None:
+    def __init__(self, alpha: float = 0.5, *, neighbours: int | None = None) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"co-occurrence alpha must be in [0, 1], not {alpha}")
-        self.alpha = alpha
+        if neighbours is not None and neighbours < 1:
+            raise ValueError(f"co-occurrence neighbours must be >= 1 (or None), not {neighbours}")
+        self.alpha, self.cap = alpha, neighbours
         self.n: F64 = np.zeros(0)
         self.total = 0.0
         # per item: neighbour rows, their counts, how many slots are used, neighbour -> slot
@@ -74,7 +79,21 @@ class Cooccurrence:
                 self._nb[a] = grow(self._nb[a], s + 1)
                 self._cnt[a] = grow(self._cnt[a], s + 1)
             self._nb[a][s] = b
+            self._cnt[a][s] = 1.0
+            if self.cap is not None and s + 1 >= 2 * self.cap:
+                self._prune(a)
+            return
         self._cnt[a][s] += 1.0
+
+    def _prune(self, a: int) -> None:
+        """Keep item ``a``'s ``cap`` most frequent neighbours (ties: the earlier pair), in
+        their order; a pruned pair that occurs again starts over at 1."""
+        k = self._len[a]
+        keep = np.sort(np.argsort(-self._cnt[a][:k], kind="stable")[: self.cap])
+        self._nb[a] = self._nb[a][keep]
+        self._cnt[a] = self._cnt[a][keep]
+        self._len[a] = len(keep)
+        self._slot[a] = {int(b): s for s, b in enumerate(self._nb[a])}
 
     def add(self, index: int, window: Iterable[int]) -> None:
         """One interaction with ``index`` by a user whose window (before it) is ``window``."""

@@ -106,14 +106,15 @@ class StudentConfig:
     cooc_window: int = 10  # the user's latest interactions that co-occur and score (<= history)
     cooc_top: int = 256  # boosted items per query, at most
     cooc_impute: int = 20  # cold items get the mean boost of this many leading warm items
+    cooc_neighbours: int = 500  # kept per item (its most frequent), bounding memory and work
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.teacher_rank < 0 or self.history < 1 or self.batch_size < 1:
             raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
         if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
             raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
-        if self.cooc_window < 1 or self.cooc_impute < 0:
-            raise ValueError("cooc_window >= 1 and cooc_impute >= 0")
+        if self.cooc_window < 1 or self.cooc_impute < 0 or self.cooc_neighbours < 1:
+            raise ValueError("cooc_window >= 1, cooc_impute >= 0 and cooc_neighbours >= 1")
         if self.dim + self.teacher_rank > MAX_WIDTH:
             raise ValueError(
                 f"dim + teacher_rank is {self.dim + self.teacher_rank}: a served item row holds "
@@ -168,7 +169,7 @@ class Student:
         self.replay = ReplayBuffer(cfg.replay_size, cfg.history, seed=seed + 1)
         self.recent: deque[tuple[str, int, list[int]]] = deque(maxlen=RECENT)
         self.fresh = Freshness(cfg.fresh_scales)
-        self.cooc = Cooccurrence(cfg.cooc_alpha)
+        self.cooc = Cooccurrence(cfg.cooc_alpha, neighbours=cfg.cooc_neighbours)
         d, r = cfg.dim, cfg.teacher_rank
         # per catalog row: id vector and bias with Adagrad state, interactions learned, cached
         # cold head (cv, cb) and distilled head (dv), teacher projection (tp)
@@ -513,7 +514,7 @@ class Student:
         for k, v in state["arrays"].items():
             setattr(self, k, v.copy())
         self.fresh.load_state_dict(state["fresh"])
-        self.cooc = Cooccurrence(self.cfg.cooc_alpha)
+        self.cooc = Cooccurrence(self.cfg.cooc_alpha, neighbours=self.cfg.cooc_neighbours)
         if "cooc" in state:
             self.cooc.load_state_dict(state["cooc"])
         for index in range(len(self.cooc.n), len(self.n)):

@@ -93,3 +93,20 @@ def test_cold_items_get_the_mean_boost_of_the_leading_warm_items() -> None:
     np.testing.assert_allclose(out[4:], [1.0 + 10.0 / 8, 0.0 + 10.0 / 8])
     # no boosts at all (a user without a window): the dense scores, untouched
     np.testing.assert_array_equal(combine(dense, idx[:0], boost[:0], cold, 2), dense)
+
+
+def test_a_capped_memory_keeps_each_items_most_frequent_neighbours() -> None:
+    memory = Cooccurrence(0.5, neighbours=3)
+    for i in range(10):
+        memory.observe_item(i)
+    memory.add(0, [1, 1, 1, 2, 2])  # 0 meets 1 three times, 2 twice
+    memory.add(0, [3, 4])  # a fourth and fifth neighbour: still under 2 x 3
+    assert memory.neighbours(0)[0].tolist() == [1, 2, 3, 4]
+    memory.add(0, [5, 6])  # six neighbours: pruned to the three most frequent, in their order
+    nb, cnt = memory.neighbours(0)
+    assert nb.tolist() == [1, 2, 3] and cnt.tolist() == [3.0, 2.0, 1.0]
+    memory.add(0, [4])  # a pruned pair that occurs again starts over
+    assert memory.neighbours(0)[0].tolist() == [1, 2, 3, 4]
+    assert memory.neighbours(0)[1].tolist() == [3.0, 2.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="neighbours"):
+        Cooccurrence(0.5, neighbours=0)

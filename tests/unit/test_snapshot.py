@@ -224,3 +224,36 @@ def test_exporter_records_metrics_and_announces(student: Student, tmp_path: Path
     assert reg.get_sample_value("coldstream_snapshot_version") == 1.0
     assert reg.get_sample_value("coldstream_snapshot_export_seconds_count") == 1.0
     assert (tmp_path / LATEST).read_text() == "00000001"
+
+
+@pytest.mark.parametrize("colds", [[], [3], [3, 7, 11]])
+def test_the_graph_computes_the_cooccurrence_term_like_numpy(colds: list[int]) -> None:
+    from exporters.snapshot import padded_rows, scoring_model
+
+    n, width, k, impute = 40, 8, 10, 5
+    rng = np.random.default_rng(len(colds))
+    items = rng.standard_normal((n, width)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    cold = np.zeros(n, dtype=np.bool_)
+    cold[colds] = True
+    sess = ort.InferenceSession(
+        scoring_model(items, bias, k, cold=cold, impute=impute).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+    pad = padded_rows(n, k, impute) - 1
+    queries = rng.standard_normal((3, width)).astype(np.float32)
+    warm = np.flatnonzero(~cold)
+    boosts = [rng.choice(warm, m, replace=False) for m in (0, 4, 9)]  # ragged, padded below
+    rows = np.full((3, 9), pad, dtype=np.int64)
+    vals = np.zeros((3, 9), dtype=np.float32)
+    for j, b in enumerate(boosts):
+        rows[j, : len(b)] = b
+        vals[j, : len(b)] = rng.uniform(0.5, 6.0, len(b))
+    scores, idx = sess.run(None, {"query": queries, "boost_rows": rows, "boost": vals})
+    for j, b in enumerate(boosts):
+        want = combine(
+            items @ queries[j] + bias, rows[j, : len(b)], vals[j, : len(b)], cold, impute
+        )
+        top = np.argsort(-want, kind="stable")[:k]
+        assert idx[j].tolist() == top.tolist()
+        np.testing.assert_allclose(scores[j], want[top], rtol=1e-5, atol=1e-5)
