@@ -51,6 +51,7 @@ _BATCH_SIZES = (1, 8, 32, 128, 512, 2048, 8192, 32768)
 class WorkerMetrics:
     events: Counter
     dead_letters: Counter
+    dead_letters_failed: Counter
     event_to_model: Histogram
     train_batch: Histogram
     train_batch_size: Histogram
@@ -92,6 +93,11 @@ class WorkerMetrics:
                 "coldstream_dead_letters",
                 "Messages sent to the dead-letter topic, by reason.",
                 ("reason",),
+            ),
+            dead_letters_failed=counter(
+                "coldstream_dead_letters_failed",
+                "Dead letters the producer could not publish (each also logged with its reason, "
+                "size and first bytes).",
             ),
             event_to_model=hist(
                 "coldstream_event_to_model_seconds",

@@ -424,12 +424,32 @@ class SnapshotStore:
         return sorted(int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
 
     def latest(self) -> str | None:
-        """The directory name ``LATEST`` points at, or None before the first snapshot."""
+        """The directory name ``LATEST`` points at, or None before the first snapshot (or when
+        it is empty). Anything but a version name (ASCII digits) raises :class:`SnapshotError`
+        with reason ``latest``: an operator's typo or a damaged disk, never a crash."""
         try:
-            name = (self.root / LATEST).read_text().strip()
+            raw = (self.root / LATEST).read_bytes()
         except FileNotFoundError:
             return None
-        return name or None
+        except OSError as exc:
+            raise SnapshotError(f"cannot read {self.root / LATEST}: {exc}", "latest") from exc
+        name = raw.strip()
+        if not name:
+            return None
+        if not (name.isdigit() and len(name) <= 20):  # bytes.isdigit: ASCII digits only
+            raise SnapshotError(
+                f"{self.root / LATEST} holds {raw[:40]!r}, not a version name such as "
+                "00000012: write the version to serve into it, or remove it",
+                "latest",
+            )
+        return name.decode("ascii")
+
+    def _latest_or_none(self) -> str | None:
+        """:meth:`latest`, with a damaged ``LATEST`` counting as none (the writer replaces it)."""
+        try:
+            return self.latest()
+        except SnapshotError:
+            return None
 
     def write(
         self,
@@ -444,8 +464,8 @@ class SnapshotStore:
     ) -> Snapshot:
         """Write a new version in full, then move ``LATEST`` to it and prune old versions."""
         self.root.mkdir(parents=True, exist_ok=True)
-        latest = self.latest()
-        version = max([*self.versions(), int(latest) if latest and latest.isdigit() else 0]) + 1
+        latest = self._latest_or_none()
+        version = max([*self.versions(), int(latest) if latest else 0]) + 1
         name = f"{version:08d}"
         impute = _impute(tables.dims)
         model = scoring_model(
@@ -513,7 +533,7 @@ class SnapshotStore:
     def prune(self) -> None:
         """Keep the newest ``keep`` versions (never the one ``LATEST`` names) and drop leftovers
         of interrupted writes."""
-        latest = self.latest()
+        latest = self._latest_or_none()
         for old in self.versions()[: -self.keep]:
             if f"{old:08d}" != latest:
                 shutil.rmtree(self.root / f"{old:08d}", ignore_errors=True)

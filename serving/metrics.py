@@ -53,6 +53,7 @@ class InferenceMetrics:
     snapshot_created: Gauge
     snapshot_load: Histogram
     snapshot_rejected: Counter
+    watch_errors: Counter
     event_to_servable: Histogram
     provider: Gauge
     batch_size: Histogram
@@ -93,6 +94,12 @@ class InferenceMetrics:
                 "coldstream_inference_snapshot_rejected",
                 "Snapshots refused (hash or signature mismatch, unreadable), by reason.",
                 ["reason"],
+                registry=registry,
+            ),
+            watch_errors=Counter(
+                "coldstream_inference_watch_errors",
+                "Failures of the snapshot watcher (a damaged LATEST, an unreadable store), each "
+                "logged; the watcher retries on its next poll.",
                 registry=registry,
             ),
             event_to_servable=Histogram(

@@ -147,15 +147,34 @@ class InferenceServer:
 
     # -- snapshots --------------------------------------------------------------------------
     async def _watch(self) -> None:
+        """Follow ``LATEST`` until cancelled. Nothing it meets ends it: a damaged ``LATEST`` or
+        an unreadable store is logged and counted (once per distinct failure, not per poll),
+        the served version stays, and the next poll tries again."""
         assert self._poke is not None
+        failing: str | None = None
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.settings.serve_poll_s)
             self._poke.clear()
-            name = self.store.latest()
-            if name is None or name == self.state.loaded or name in self.state.rejected:
-                continue
-            await self.reload(name)
+            try:
+                name = self.store.latest()
+                loaded, rejected = self.state.loaded, self.state.rejected
+                if name is not None and name != loaded and name not in rejected:
+                    await self.reload(name)
+                failing = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if message != failing:
+                    failing = message
+                    self.metrics.watch_errors.inc()
+                    current = self.scorer.version if self.scorer is not None else "none"
+                    log.error("snapshot watcher: %s; still serving %s, retrying", message, current)
+
+    def watching(self) -> bool:
+        """Whether the snapshot watcher is running (``/healthz`` fails when it is not)."""
+        return any(t.get_name() == "coldstream-watch" and not t.done() for t in self._tasks)
 
     async def reload(self, name: str) -> bool:
         """Verify, load and warm ``name`` off the request path, then swap it in."""
@@ -385,6 +404,8 @@ class InferenceServer:
         return scorer
 
     async def healthz(self, _request: web.Request) -> web.Response:
+        if not self.watching():
+            return _json({"status": "the snapshot watcher is not running: restart serve"}, 503)
         return _json({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ from faust.types import TP
 
 from coldstream.settings import Settings
 from streams.transport import BatchApp, BatchConsumer, RecordBatch
-from streams.worker import WorkerCore
+from streams.worker import DeadLetter, WorkerCore
 
 __all__ = ["WorkerApp", "build_app", "credentials", "run_worker"]
 
@@ -130,7 +130,7 @@ class WorkerApp:
         async for batch in stream:
             dead = self.core.apply(batch)
             for d in dead:
-                await self.dlq.send(key=d.key, value=d.value)
+                await self._dead_letter(d)
             self.batches += 1
             self._since_checkpoint += len(batch)
             self._since_snapshot += len(batch)
@@ -144,6 +144,35 @@ class WorkerApp:
                 or now - self._last_snapshot >= self.snapshot_s
             ):
                 await self.snapshot()
+
+    async def _dead_letter(self, d: DeadLetter) -> None:
+        """Publish one dead letter; a refusal, now or at delivery, is counted and logged."""
+        try:
+            sent = await self.dlq.send(key=d.key, value=d.value)
+        except Exception as exc:
+            self._dead_letter_failed(d, exc)
+            return
+        if isinstance(sent, asyncio.Future):
+            sent.add_done_callback(lambda f: self._dead_letter_done(d, f))
+
+    def _dead_letter_done(self, d: DeadLetter, f: asyncio.Future[Any]) -> None:
+        if f.cancelled():
+            self._dead_letter_failed(d, asyncio.CancelledError("cancelled before delivery"))
+        elif f.exception() is not None:
+            self._dead_letter_failed(d, f.exception())
+
+    def _dead_letter_failed(self, d: DeadLetter, exc: BaseException | None) -> None:
+        self.core.metrics.dead_letters_failed.inc()
+        head = d.value[:200].decode("utf-8", "replace")
+        log.error(
+            "could not publish a %d-byte dead letter (%s) to %s: %s: %s; it began %s",
+            len(d.value),
+            d.reason,
+            self.dlq.get_topic_name(),
+            type(exc).__name__,
+            exc,
+            head,
+        )
 
     async def snapshot(self) -> None:
         """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core and

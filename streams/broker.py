@@ -61,7 +61,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port``. With ``SO_REUSEADDR``, as the broker's own
+    listener binds, so the TIME-WAIT connections a crashed broker leaves for a minute do not
+    count (without it, a restart on the same port was refused for ~60 s)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -16,11 +16,15 @@ True
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
 import orjson
+
+#: dead letters stay under this many bytes, below a Kafka producer's default 1 MiB request limit
+MAX_DEAD_LETTER_BYTES = 900_000
 
 __all__ = [
     "KINDS",
@@ -116,6 +120,9 @@ class Limits:
     max_event: int = 64
     max_attributes: int = 64
     max_message_bytes: int = 1_000_000
+    #: event times further ahead of this machine's clock are refused (a producer's clock or
+    #: unit error would otherwise pin "newest event time" in every later snapshot); None: no bound
+    max_future_s: float | None = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +214,24 @@ def dead_letter(
     offset: int | None,
     raw: bytes | bytearray | memoryview | str | None,
     source: str | None = None,
+    max_bytes: int = MAX_DEAD_LETTER_BYTES,
 ) -> bytes:
     """The dead-letter message of DESIGN.md: ``{error, topic, partition, offset, raw}``.
 
     ``raw`` is the original message as text when it is UTF-8, else base64 with
     ``raw_encoding: "base64"``, so nothing is lost. ``reason`` is the short code used as the
-    metric label; ``source`` (file and line, for rows of a loaded file) is added when known.
+    metric label; ``source`` (file and line, for rows of a loaded file) is added when known;
+    ``size`` and ``sha256`` are the original bytes'. A message that would be over
+    ``max_bytes`` (a producer refuses messages over its limit, 1 MiB by default) keeps all of
+    that with ``raw`` cut to what fits and ``raw_truncated: true``.
 
     >>> orjson.loads(dead_letter(Invalid("not_json", "bad"), topic="t", partition=0, offset=9,
     ...                          raw=b"\\xff"))["raw_encoding"]
     'base64'
+    >>> big = orjson.loads(dead_letter(Invalid("too_large", "big"), topic="t", partition=0,
+    ...                    offset=1, raw=b"x" * 5_000_000))
+    >>> big["size"], big["raw_truncated"], len(big["raw"]) < 1_000_000
+    (5000000, True, True)
     """
     d: dict[str, Any] = {
         "error": invalid.reason,
@@ -229,13 +244,37 @@ def dead_letter(
         d["source"] = source
     if raw is None:
         d["raw"] = None
-    elif isinstance(raw, str):
-        d["raw"] = raw
-    else:
-        b = bytes(raw)
+        return orjson.dumps(d)
+    b = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    d["size"] = len(b)
+    d["sha256"] = hashlib.sha256(b).hexdigest()
+    text = raw if isinstance(raw, str) else None
+    if text is None:
         try:
-            d["raw"] = b.decode("utf-8")
+            text = b.decode("utf-8")
         except UnicodeDecodeError:
-            d["raw"] = base64.b64encode(b).decode("ascii")
-            d["raw_encoding"] = "base64"
+            text = None
+    if text is not None:
+        d["raw"] = text
+    else:
+        d["raw"] = base64.b64encode(b).decode("ascii")
+        d["raw_encoding"] = "base64"
+    out = orjson.dumps(d)
+    if len(out) <= max_bytes:
+        return out
+    # cut the raw bytes so the whole message fits (JSON escaping can grow text up to 6x)
+    head = len(out) - len(orjson.dumps(d["raw"]))
+    budget = max(0, max_bytes - head - 64)
+    if text is not None:  # the longest prefix whose JSON string fits: a binary search
+        lo, hi = 0, min(len(b), budget)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(orjson.dumps(b[:mid].decode("utf-8", "ignore"))) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        d["raw"] = b[:lo].decode("utf-8", "ignore")
+    else:
+        d["raw"] = base64.b64encode(b[: budget // 4 * 3]).decode("ascii")
+    d["raw_truncated"] = True
     return orjson.dumps(d)

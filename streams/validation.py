@@ -29,6 +29,7 @@ Rules, the same for every source (Kafka, jsonl, csv):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -95,7 +96,7 @@ def parse_obj(
             return Interaction(
                 user_id=_id(get(obj, "user_id"), "user_id", limits),
                 item_id=_id(get(obj, "item_id"), "item_id", limits),
-                ts=_ts(get(obj, "ts"), default_ts),
+                ts=_ts(get(obj, "ts"), default_ts, limits),
                 value=_value(get(obj, "value")),
                 event=_opt_str(get(obj, "event"), "event", limits.max_event) or "interaction",
                 context=_opt_obj(get(obj, "context"), "context", limits),
@@ -104,7 +105,7 @@ def parse_obj(
             return Item(
                 item_id=_id(get(obj, "item_id"), "item_id", limits),
                 title=_req_str(get(obj, "title"), "title", limits.max_title),
-                ts=_ts(get(obj, "ts"), default_ts),
+                ts=_ts(get(obj, "ts"), default_ts, limits),
                 text=_opt_str(get(obj, "text"), "text", limits.max_text),
                 tags=_tags(get(obj, "tags"), limits),
                 attributes=_opt_obj(get(obj, "attributes"), "attributes", limits) or {},
@@ -112,7 +113,7 @@ def parse_obj(
         if kind == "user":
             return User(
                 user_id=_id(get(obj, "user_id"), "user_id", limits),
-                ts=_ts(get(obj, "ts"), default_ts),
+                ts=_ts(get(obj, "ts"), default_ts, limits),
                 text=_opt_str(get(obj, "text"), "text", limits.max_text),
                 tags=_tags(get(obj, "tags"), limits),
                 attributes=_opt_obj(get(obj, "attributes"), "attributes", limits) or {},
@@ -194,7 +195,20 @@ def _value(v: Any) -> float:
     return f
 
 
-def _ts(v: Any, default_ts: int | None) -> int:
+def _ts(v: Any, default_ts: int | None, limits: Limits = _DEFAULT_LIMITS) -> int:
+    ms = _ts_ms(v, default_ts)
+    ahead = limits.max_future_s
+    if ahead is not None and ms > (time.time() + ahead) * 1000.0:
+        when = datetime.fromtimestamp(ms / 1000.0, UTC).isoformat(timespec="seconds")
+        raise _Reject(
+            "future_timestamp",
+            f"field 'ts' is {when}, more than {ahead:g} s ahead of this machine's clock "
+            "(a producer's clock or unit error?)",
+        )
+    return ms
+
+
+def _ts_ms(v: Any, default_ts: int | None) -> int:
     if v is None:
         if default_ts is not None and default_ts >= 0:
             return int(default_ts)

@@ -108,3 +108,25 @@ def test_cli_broker_port_taken(broker: EmbeddedBroker) -> None:
     )
     assert done.returncode == 1
     assert "taken" in done.stderr and "--port" in done.stderr
+
+
+def test_a_port_left_in_time_wait_is_free_again() -> None:
+    """After a crash the broker's port keeps TIME-WAIT connections for ~60 s; a restart on the
+    same port must not be refused as taken (the broker binds with SO_REUSEADDR)."""
+    import socket
+
+    from streams.broker import _port_taken
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the listening side closes first: its end of the pair waits in TIME-WAIT
+    time.sleep(0.1)
+    client.close()
+    listener.close()
+    with socket.socket() as plain, pytest.raises(OSError):  # the old check: refused
+        plain.bind(("127.0.0.1", port))
+    assert not _port_taken("127.0.0.1", port)
+    with EmbeddedBroker(port=port) as b:
+        assert kafka_answers("127.0.0.1", port) and b.bootstrap.endswith(f":{port}")

@@ -284,6 +284,69 @@ def test_tampered_snapshot_is_refused_and_the_old_one_kept(
     srv.wait_version(4)
 
 
+def test_garbage_in_latest_never_stops_the_watcher(
+    running: tuple[Running, SnapshotExporter], trained: tuple[Student, Student]
+) -> None:
+    """Non-UTF-8 bytes in LATEST used to end the watcher for good (no log line, /readyz 200 on a
+    stale version forever). Now: logged and counted once, the served version stays, /healthz
+    stays ok because the watcher runs, and a repaired LATEST is followed."""
+    srv, exporter = running
+    exporter.export(trained[0])
+    srv.wait_version(1)
+    root = srv.settings.snapshot_dir
+    exporter.export(trained[1])
+    srv.wait_version(2)
+    (root / "LATEST").write_bytes(b"\xff\xfe\x00 not a version")
+    deadline = time.monotonic() + 10
+    key = ("coldstream_inference_watch_errors_total", ())
+    while srv.metrics().get(key, 0.0) < 1.0:
+        assert time.monotonic() < deadline, "the damaged LATEST was not counted"
+        time.sleep(0.05)
+    time.sleep(0.5)  # five more polls: counted once, not per poll
+    assert srv.metrics()[key] == 1.0
+    assert srv.get("/healthz") == (200, {"status": "ok"}) and srv.server.watching()
+    status, body = srv.get("/recommend?user_id=u&k=3")
+    assert status == 200 and body["version"] == 2
+    (root / "LATEST").write_text("00000001")  # repaired (an operator's rollback, too)
+    deadline = time.monotonic() + 10
+    while srv.get("/readyz")[1]["version"] != 1:
+        assert time.monotonic() < deadline, "the repaired LATEST was not followed"
+        time.sleep(0.05)
+
+
+def test_serve_started_on_a_damaged_latest_loads_once_it_is_repaired(
+    settings_factory: Callable[..., Settings], tmp_path: Path, trained: tuple[Student, Student]
+) -> None:
+    settings = settings_factory(
+        snapshot_dir=tmp_path / "snapshots", snapshot_key=KEY, serve_poll_s=0.1
+    )
+    exporter = _exporter(settings)
+    exporter.export(trained[0])
+    (settings.snapshot_dir / "LATEST").write_bytes(b"\x80\x81")
+    with _serving(settings) as srv:
+        time.sleep(0.5)
+        assert srv.get("/readyz")[0] == 503
+        assert srv.get("/healthz") == (200, {"status": "ok"})  # alive, and will load
+        (settings.snapshot_dir / "LATEST").write_text("00000001")
+        srv.wait_version(1)
+
+
+def test_healthz_fails_when_the_watcher_is_not_running(
+    running: tuple[Running, SnapshotExporter],
+) -> None:
+    srv, _ = running
+    assert srv.get("/healthz")[0] == 200
+    watch = next(t for t in srv.server._tasks if t.get_name() == "coldstream-watch")
+    loop = watch.get_loop()
+    loop.call_soon_threadsafe(watch.cancel)
+    deadline = time.monotonic() + 5
+    while not watch.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    status, body = srv.get("/healthz")
+    assert status == 503 and "watcher" in body["status"]
+
+
 def _wait_rejected(srv: Running, n: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import orjson
 import pytest
@@ -53,6 +54,7 @@ def test_timestamps(ts: object, ms: int) -> None:
         ({"user_id": "u", "item_id": "i", "ts": -5}, "bad_timestamp", "non-negative"),
         ({"user_id": "u", "item_id": "i", "ts": 1.7e18}, "bad_timestamp", "microseconds"),
         ({"user_id": "u", "item_id": "i", "ts": "yesterday"}, "bad_timestamp", "ISO-8601"),
+        ({"user_id": "u", "item_id": "i", "ts": "2999-01-01T00:00:00"}, "future_timestamp", "2999"),
         ({"user_id": "u", "item_id": "i"}, "missing_field", "ts"),
         ({"user_id": "u" * 300, "item_id": "i", "ts": 1}, "too_long", "user_id"),
         ({"user_id": "u", "item_id": "i", "ts": 1, "context": [1]}, "bad_type", "context"),
@@ -88,6 +90,21 @@ def test_limits_apply() -> None:
     )
     assert isinstance(rec, Invalid) and "tags" in rec.reason
     assert parse("item", b"x" * 20, limits=Limits(max_message_bytes=10)).code == "too_large"  # type: ignore[union-attr]
+
+
+def test_event_times_ahead_of_the_clock_are_bounded() -> None:
+    import time
+
+    hour_ahead = int((time.time() + 3600) * 1000)
+    two_days_ahead = int((time.time() + 2 * 86400) * 1000)
+    obj = {"user_id": "u", "item_id": "i"}
+    assert isinstance(parse_obj("interaction", {**obj, "ts": hour_ahead}), Interaction)
+    late = parse_obj("interaction", {**obj, "ts": two_days_ahead})
+    assert isinstance(late, Invalid) and late.code == "future_timestamp"
+    unbounded = Limits(max_future_s=None)
+    assert isinstance(
+        parse_obj("interaction", {**obj, "ts": two_days_ahead}, limits=unbounded), Interaction
+    )
 
 
 def test_field_map_reads_other_names_and_nested_paths() -> None:
@@ -127,8 +144,37 @@ def test_dead_letter_keeps_raw_bytes() -> None:
         "partition": 2,
         "offset": 9,
         "raw": "{oops",
+        "size": 5,
+        "sha256": hashlib.sha256(b"{oops").hexdigest(),
     }
     binary = orjson.loads(
         dead_letter(Invalid("x", "y"), topic="t", partition=0, offset=0, raw=b"\x00\xff")
     )
     assert base64.b64decode(binary["raw"]) == b"\x00\xff"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff" * 900_000,  # not UTF-8: base64 grows it past 1 MB
+        b'{"item_id": "i", "title": "' + b"x" * 5_000_000 + b'"}',  # a 5 MB item
+        ('"' * 500_000).encode(),  # JSON escaping doubles it
+    ],
+)
+def test_oversized_dead_letters_fit_and_keep_what_identifies_them(raw: bytes) -> None:
+    from streams.records import MAX_DEAD_LETTER_BYTES, dead_letter
+
+    msg = dead_letter(
+        Invalid("too_large", "message is big"), topic="t.items", partition=2, offset=7, raw=raw
+    )
+    assert len(msg) <= MAX_DEAD_LETTER_BYTES
+    d = orjson.loads(msg)
+    assert (d["topic"], d["partition"], d["offset"], d["reason"]) == ("t.items", 2, 7, "too_large")
+    assert d["size"] == len(raw) and d["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert d["raw_truncated"] is True
+    kept = base64.b64decode(d["raw"]) if d.get("raw_encoding") == "base64" else d["raw"].encode()
+    assert raw.startswith(kept) and len(kept) > MAX_DEAD_LETTER_BYTES // 4
+    small = orjson.loads(
+        dead_letter(Invalid("x", "y"), topic="t", partition=0, offset=1, raw=b"ok")
+    )
+    assert small["raw"] == "ok" and "raw_truncated" not in small and small["size"] == 2

@@ -257,3 +257,25 @@ def test_the_graph_computes_the_cooccurrence_term_like_numpy(colds: list[int]) -
         top = np.argsort(-want, kind="stable")[:k]
         assert idx[j].tolist() == top.tolist()
         np.testing.assert_allclose(scores[j], want[top], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xff\xfe\x00garbage", b"../00000001", b"12 13", b"\xd9\xa3"],  # last: Arabic 3
+)
+def test_a_damaged_latest_is_a_clear_error_and_the_writer_repairs_it(
+    student: Student, tmp_path: Path, garbage: bytes
+) -> None:
+    store = SnapshotStore(tmp_path)
+    _write(store, student)
+    (tmp_path / LATEST).write_bytes(garbage)
+    with pytest.raises(SnapshotError, match="not a version name") as info:
+        store.latest()
+    assert info.value.reason == "latest"
+    with pytest.raises(SnapshotError, match="not a version name"):
+        store.open()
+    # the next export numbers on from the directories and points LATEST at itself again
+    assert _write(store, student).version == 2
+    assert store.latest() == "00000002" and store.open().version == 2
+    (tmp_path / LATEST).write_bytes(b"  \n")
+    assert store.latest() is None  # empty: as before the first snapshot

@@ -308,3 +308,52 @@ def test_the_teacher_encodes_off_the_learning_path() -> None:
     assert core.released == released + 2  # the item, then its click
     assert core.evaluator.unannounced == 0  # ranked, not applied as an unknown item
     core.close()
+
+
+def test_a_dead_letter_the_producer_refuses_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dead letters used to be counted as sent and then dropped silently when the producer
+    refused them (over its size limit); a refusal, at send or at delivery, is now counted in
+    ``coldstream_dead_letters_failed_total`` and logged with the message's size."""
+    import asyncio
+
+    from streams.app import WorkerApp
+    from streams.worker import DeadLetter
+
+    registry = CollectorRegistry()
+    core = WorkerCore(
+        Settings.load(topic_prefix="dl"),
+        role="student",
+        teacher=HashingTeacher(32),
+        metrics=WorkerMetrics.create(registry),
+    )
+    app = WorkerApp(core.settings, core, checkpoint_dir=tmp_path / "ckpt")
+    refused = DeadLetter(None, b"x" * 2_000_000, "too_large")
+    later = DeadLetter(None, b'{"reason": "not_json"}', "not_json")
+    delivered = DeadLetter(None, b'{"reason": "not_json"}', "not_json")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+
+        async def send(*, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
+            if len(value) > 1_000_000:
+                raise ValueError("MessageSizeTooLargeError: the message is 2000000 bytes")
+            fut: asyncio.Future[Any] = loop.create_future()
+            futures.append(fut)
+            return fut
+
+        app.dlq.send = send  # type: ignore[method-assign]
+        for d in (refused, later, delivered):
+            await app._dead_letter(d)
+        futures[0].set_exception(ConnectionError("broker went away"))
+        futures[1].set_result(None)
+        await asyncio.sleep(0)  # let the done callbacks run
+
+    with caplog.at_level("ERROR", logger="streams.app"):
+        asyncio.run(scenario())
+    assert registry.get_sample_value("coldstream_dead_letters_failed_total") == 2.0
+    text = caplog.text
+    assert "2000000-byte dead letter (too_large)" in text and "MessageSizeTooLarge" in text
+    assert "broker went away" in text
