@@ -69,6 +69,7 @@ class WorkerMetrics:
     checkpoint: Histogram
     model_events: Gauge
     lag: Gauge
+    offset_resets: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -178,6 +179,13 @@ class WorkerMetrics:
             lag=gauge(
                 "coldstream_consumer_lag",
                 "Records behind the end of the input topics, by topic.",
+                ("topic",),
+            ),
+            offset_resets=counter(
+                "coldstream_offset_resets",
+                "Partitions whose applied offset was past their end (a broker restarted empty, "
+                "a topic recreated, retention ahead of the worker), read again from their "
+                "start; by topic.",
                 ("topic",),
             ),
         )

@@ -230,8 +230,27 @@ class WorkerApp:
         ):
             await self.checkpoint()
 
+    async def _past_the_end(self) -> None:
+        """Partitions whose applied offset is past the end the last fetch reported. Kafka
+        answers such a fetch with OFFSET_OUT_OF_RANGE and the consumer resets itself (the core
+        then sees the partition's start, :meth:`WorkerCore.apply`); the embedded broker answers
+        with nothing, so the worker finds it from the high-water mark and seeks to the start
+        itself. Either way it is logged and counted (``coldstream_offset_resets_total``)."""
+        consumer = self.app.consumer
+        if not isinstance(consumer, BatchConsumer):
+            return
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            highwater = consumer.highwater(tp)
+            applied = self.core.offsets.get(key)
+            if highwater is not None and applied is not None and applied > highwater:
+                self.core.reset_partition(key, 0, highwater)
+                self._start[key] = 0
+                await consumer.seek(tp, 0)
+
     async def _tick(self) -> None:
         # same event loop as the agent, between two batches: no lock needed
+        await self._past_the_end()
         self.core.tick()
         await self._maybe_checkpoint(time.monotonic())
         if (
@@ -252,10 +271,17 @@ class WorkerApp:
         self._last_checkpoint = time.monotonic()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.core)
-        offsets = {TP(t, p): o for (t, p), o in self.core.offsets.items()}
+        consumer = self.app.consumer
+        # never commit an offset the partition does not have (past its end as last fetched)
+        offsets = {
+            TP(t, p): o
+            for (t, p), o in self.core.offsets.items()
+            if not isinstance(consumer, BatchConsumer)
+            or (h := consumer.highwater(TP(t, p))) is None
+            or o <= h
+        }
         if offsets:
             with contextlib.suppress(Exception):  # a commit is informational here; never fatal
-                consumer = self.app.consumer
                 assert isinstance(consumer, BatchConsumer)
                 await consumer.commit_offsets(offsets)
 

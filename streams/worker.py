@@ -35,6 +35,7 @@ offsets makes every valid event count exactly once across crashes.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import time
 from collections import deque
@@ -62,6 +63,8 @@ from streams.transport import RecordBatch
 from streams.validation import parse
 
 __all__ = ["ROLES", "DeadLetter", "WorkerCore"]
+
+log = logging.getLogger(__name__)
 
 #: role -> the models a worker of that role trains and evaluates
 ROLES: dict[str, tuple[str, ...]] = {
@@ -142,6 +145,8 @@ class WorkerCore:
             topics.items: "item",
             topics.users: "user",
         }
+        for topic in self.kinds:  # a zero from the start, so an alert on increase() can fire
+            metrics.offset_resets.labels(topic=topic)
         self.fields, self.limits = settings.fields, settings.limits
         self.catalog = Catalog(teacher.dim)
         # ``init``: the students start from a pretrained checkpoint (coldstream pretrain); a
@@ -194,6 +199,24 @@ class WorkerCore:
         self.encode_hold_s = encode_hold_s
 
     # -- the loop ---------------------------------------------------------------------------
+    def reset_partition(self, tp: tuple[str, int], offset: int, highwater: int) -> None:
+        """``tp`` ends at ``highwater``, before the offset applied so far: its records are new
+        ones (the broker restarted empty, the topic was recreated, or retention deleted them
+        before they were read). Apply it again from ``offset``, loudly."""
+        old = self.offsets.get(tp, 0)
+        log.warning(
+            "%s[%d] ends at offset %d but %d were applied: the partition was emptied or "
+            "recreated; reading it again from offset %d (auto_offset_reset=earliest)",
+            tp[0],
+            tp[1],
+            highwater,
+            old,
+            offset,
+        )
+        self.metrics.offset_resets.labels(topic=tp[0]).inc()
+        self.offsets[tp] = offset
+        self.lag[tp] = max(0, highwater - offset)
+
     def apply(self, batch: RecordBatch) -> list[DeadLetter]:
         """Apply one batch; returns the dead letters to publish (the caller sends them)."""
         kind = self.kinds.get(batch.topic)
@@ -201,6 +224,11 @@ class WorkerCore:
             raise ValueError(f"batch from unexpected topic {batch.topic!r}")
         tp = (batch.topic, batch.partition)
         start = self.offsets.get(tp, 0)
+        if batch.highwater is not None and batch.highwater < start:
+            # the partition ends before what was applied: it was emptied or recreated, and the
+            # consumer's reset policy (earliest) delivers it from its start; apply that
+            self.reset_partition(tp, batch.first_offset, batch.highwater)
+            start = batch.first_offset
         records = (
             [r for r in batch.records if r.offset >= start]
             if batch.first_offset < start

@@ -110,6 +110,28 @@ def test_a_batch_read_twice_is_applied_once(setup: Any) -> None:
     assert core.model_events == 3
 
 
+def test_a_partition_that_restarts_below_the_applied_offset_is_applied_again(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka answers a fetch past a partition's end (topic recreated, retention) with
+    OFFSET_OUT_OF_RANGE and the consumer resets to the start: the core then sees records below
+    its applied offset with a high-water mark below it too. They are new records, not a
+    re-read: applied, logged and counted (before: skipped, silently)."""
+    core, feed, registry, _ = setup
+    core.apply(feed.records([item("a", 0)], highwater=1))
+    core.apply(feed.records([click(f"u{i}", "a", 1 + i) for i in range(5)], highwater=5))
+    assert core.model_events == 5
+    with caplog.at_level("WARNING", logger="streams.worker"):
+        core.apply(feed.records([click("v1", "a", 10), click("v2", "a", 11)], start=0, highwater=2))
+    assert core.model_events == 7 and core.offsets[("u.interactions", 0)] == 2
+    labels = {"topic": "u.interactions"}
+    assert registry.get_sample_value("coldstream_offset_resets_total", labels) == 1
+    assert "ends at offset 2 but 5 were applied" in caplog.text
+    # a plain re-read (high-water at or past the applied offset) is still skipped
+    core.apply(feed.records([click("v2", "a", 11)], start=1, highwater=2))
+    assert core.model_events == 7
+
+
 BACKLOG = {("u.interactions", 0)}  # the interactions partition has more to read
 
 
