@@ -77,6 +77,7 @@ class Scorer:
         self.cooc = dims.get("cooc") if t.cooc is not None else None
         self.pad_row = int(dims.get("rows", max(self.n_items, self.k_max) + 1)) - 1
         self._cold = t.cold
+        self._n = None if t.cooc is None else t.cooc.n.astype(np.float64)  # once, not per user
         self._boosts: OrderedDict[int, tuple[I64, F32]] = OrderedDict()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -121,13 +122,12 @@ class Scorer:
         if got is not None:
             self._boosts.move_to_end(row)
             return got
-        cfg, c = self.cooc, self.tables.cooc
-        if cfg is None or c is None or row == self.cold_row:
+        cfg, c, n = self.cooc, self.tables.cooc, self._n
+        if cfg is None or c is None or n is None or row == self.cold_row:
             got = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         else:
             hist = self.tables.history[row]
             window = hist[hist >= 0][-int(cfg["window"]) :].tolist()
-            n = c.n.astype(np.float64)
             idx, s = window_scores(window, c.neighbours, n, float(cfg["alpha"]))
             got = top_boost(idx, s, weight=float(cfg["weight"]), top=int(cfg["top"]))
         self._boosts[row] = got
