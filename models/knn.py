@@ -68,10 +68,6 @@ class ItemKNN:
         self.recent: dict[str, deque[int]] = {}
         self.cooc = Cooccurrence(alpha)
 
-    @property
-    def n(self) -> F64:
-        return self.cooc.n
-
     def observe_item(self, index: int) -> None:
         self.cooc.observe_item(index)
 

@@ -271,19 +271,19 @@ class WorkerApp:
         self._last_checkpoint = time.monotonic()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.core)
-        consumer = self.app.consumer
-        # never commit an offset the partition does not have (past its end as last fetched)
-        offsets = {
-            TP(t, p): o
-            for (t, p), o in self.core.offsets.items()
-            if not isinstance(consumer, BatchConsumer)
-            or (h := consumer.highwater(TP(t, p))) is None
-            or o <= h
-        }
+        offsets = {TP(t, p): o for (t, p), o in self.core.offsets.items()}
         if offsets:
             with contextlib.suppress(Exception):  # a commit is informational here; never fatal
+                consumer = self.app.consumer
                 assert isinstance(consumer, BatchConsumer)
-                await consumer.commit_offsets(offsets)
+                # never an offset the partition does not have (past its end as last fetched)
+                await consumer.commit_offsets(
+                    {
+                        tp: o
+                        for tp, o in offsets.items()
+                        if (end := consumer.highwater(tp)) is None or o <= end
+                    }
+                )
 
     async def _on_assigned(self, app: Any, /, *args: Any, signal: Any = None, **kw: Any) -> None:
         assigned: set[TP] = args[0] if args else set()

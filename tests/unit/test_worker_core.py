@@ -333,7 +333,7 @@ def test_the_teacher_encodes_off_the_learning_path() -> None:
 
 
 def test_a_dead_letter_the_producer_refuses_is_counted_and_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    setup: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Dead letters used to be counted as sent and then dropped silently when the producer
     refused them (over its size limit); a refusal, at send or at delivery, is now counted in
@@ -343,13 +343,7 @@ def test_a_dead_letter_the_producer_refuses_is_counted_and_logged(
     from streams.app import WorkerApp
     from streams.worker import DeadLetter
 
-    registry = CollectorRegistry()
-    core = WorkerCore(
-        Settings.load(topic_prefix="dl"),
-        role="student",
-        teacher=HashingTeacher(32),
-        metrics=WorkerMetrics.create(registry),
-    )
+    core, _, registry, _ = setup
     app = WorkerApp(core.settings, core, checkpoint_dir=tmp_path / "ckpt")
     refused = DeadLetter(None, b"x" * 2_000_000, "too_large")
     later = DeadLetter(None, b'{"reason": "not_json"}', "not_json")
