@@ -29,6 +29,7 @@ from coldstream.commands.compare import (
 )
 from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
+from coldstream.logs import setup_logging
 from coldstream.settings import Settings
 from streams.datasets import FORMAT_CHOICES, FORMAT_HELP
 
@@ -119,14 +120,27 @@ def broker(
     ] = True,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
+    storage: Annotated[
+        str,
+        typer.Option(
+            help="memory://tansu/ (nothing survives a stop) or s3://BUCKET/: topics, records "
+            "and group offsets in an S3-compatible store, found again after a restart; its "
+            "address and credentials come from AWS_ENDPOINT, AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (and AWS_ALLOW_HTTP=true for http://)",
+            envvar="COLDSTREAM_BROKER_STORAGE",
+        ),
+    ] = "memory://tansu/",
 ) -> None:
-    """Run the embedded Kafka-compatible broker (in memory) until Ctrl-C or SIGTERM."""
+    """Run the embedded Kafka-compatible broker until Ctrl-C or SIGTERM."""
     from streams.broker import EmbeddedBroker
     from streams.topics import ensure_topics
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] listening on {host}: the embedded broker has no auth")
-    embedded = EmbeddedBroker(host, port)
+    try:
+        embedded = EmbeddedBroker(host, port, storage=storage)
+    except ColdstreamError as exc:
+        _fail(str(exc))
     stop = {"signal": 0}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -144,6 +158,7 @@ def broker(
             )
             made = ensure_topics(settings)
             err.print(f"topics: {', '.join(made)}")
+        err.print(f"storage: {storage}", highlight=False)
         out.print(f"broker listening on {embedded.bootstrap}", highlight=False)
         out.print(f"export COLDSTREAM_BROKER={embedded.bootstrap}", highlight=False)
         out.file.flush()
@@ -531,13 +546,11 @@ def serve(
         serve_max_batch=max_batch,
     )
     import asyncio
-    import logging
 
     from serving.scorer import available_providers
     from serving.server import InferenceServer
     from serving.server import serve as run_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = InferenceServer(settings, threads=threads, announcements=announcements)
 
     def ready(bound: int) -> None:
@@ -561,6 +574,7 @@ _register_learning_commands()
 
 
 def main() -> None:
+    setup_logging()
     app()
 
 

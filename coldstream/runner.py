@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,29 @@ from exporters.metrics import WorkerMetrics
 if TYPE_CHECKING:
     from streams.worker import WorkerCore
 
-__all__ = ["run_worker_command"]
+__all__ = ["EXIT_DEADLINE_S", "run_worker_command"]
+
+log = logging.getLogger(__name__)
+
+#: seconds from SIGTERM/SIGINT to the end of the process, in every state
+EXIT_DEADLINE_S = 9.0
+
+
+def _exit_deadline() -> None:
+    """Start the watchdog of a stopping worker: every step of the way out is bounded
+    (:func:`streams.app.run_worker`), and this ends the process if something still is not."""
+
+    def fire() -> None:
+        log.error(
+            "still stopping %.0f s after the signal; exiting now (the last checkpoint stands)",
+            EXIT_DEADLINE_S,
+        )
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(EXIT_DEADLINE_S, fire)
+    timer.daemon = True
+    timer.start()
 
 
 def _snapshot_hook(
@@ -115,10 +140,21 @@ def run_worker_command(
         snapshot_s=settings.snapshot_interval_s,
         snapshot_events=settings.snapshot_events,
     )
+    loop = asyncio.new_event_loop()
     try:
         with limit_threads(threads):
-            asyncio.run(run_worker(worker))
+            clean = loop.run_until_complete(run_worker(worker, on_stopping=_exit_deadline))
     finally:
         server.shutdown()
     took = time.monotonic() - started
     err.print(f"stopped after {took:.0f} s; {core.model_events:,} events applied in all")
+    if not clean:
+        # Faust is stuck on the broker: cancelling its tasks would log each as a crash, and
+        # its consumer thread (not a daemon) would hold the process open. Nothing is lost:
+        # the checkpoint and the last snapshot are written.
+        err.file.flush()
+        out.file.flush()
+        logging.shutdown()
+        os._exit(0)
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()

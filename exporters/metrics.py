@@ -70,6 +70,9 @@ class WorkerMetrics:
     model_events: Gauge
     lag: Gauge
     offset_resets: Counter
+    broker_connected: Gauge
+    broker_disconnects: Counter
+    fetch_stall: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -187,6 +190,20 @@ class WorkerMetrics:
                 "a topic recreated, retention ahead of the worker), read again from their "
                 "start; by topic.",
                 ("topic",),
+            ),
+            broker_connected=gauge(
+                "coldstream_broker_connected",
+                "1 while the worker's Kafka consumer holds a live connection to a broker, 0 while "
+                "it cannot reach one.",
+            ),
+            broker_disconnects=counter(
+                "coldstream_broker_disconnects",
+                "Times the worker lost its connection to every broker.",
+            ),
+            fetch_stall=gauge(
+                "coldstream_fetch_stall_seconds",
+                "Seconds since the worker last fetched a record, while records wait for it (a "
+                "backlog, or the broker unreachable); 0 when it has read everything.",
             ),
         )
 

@@ -31,12 +31,19 @@ import faust
 from faust.types import TP
 
 from coldstream.settings import Settings
+from streams.health import BrokerHealth
 from streams.transport import BatchApp, BatchConsumer, RecordBatch
 from streams.worker import DeadLetter, WorkerCore
 
-__all__ = ["WorkerApp", "build_app", "credentials", "run_worker"]
+__all__ = ["WorkerApp", "credentials", "run_worker"]
 
 log = logging.getLogger(__name__)
+
+#: seconds a broker round trip may take on the way out (commit, announcement, Faust's stop):
+#: SIGTERM must end the process within 10 s even when the broker is gone
+SHUTDOWN_STEP_S = 2.5
+#: seconds a snapshot announcement may wait for delivery while running
+ANNOUNCE_S = 10.0
 
 
 def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -125,9 +132,12 @@ class WorkerApp:
         self.app.timer(interval=0.5, name="coldstream.tick")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         core.sources = self._lagging
+        self.health = BrokerHealth(core.metrics, settings.broker)
+        self._commit: asyncio.Future[bool] | None = None  # the offset commit in flight
 
     async def _learn(self, stream: faust.StreamT[RecordBatch]) -> None:
         async for batch in stream:
+            self.health.fetched()
             dead = self.core.apply(batch)
             for d in dead:
                 await self._dead_letter(d)
@@ -174,9 +184,11 @@ class WorkerApp:
             head,
         )
 
-    async def snapshot(self) -> None:
+    async def snapshot(self, announce_s: float = ANNOUNCE_S) -> None:
         """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core and
-        announce it on the ``.snapshots`` topic. A failed export is logged, never fatal."""
+        announce it on the ``.snapshots`` topic, waiting at most ``announce_s`` for the broker.
+        A failed export is logged, never fatal; a failed announcement costs nothing but time
+        (serving also polls ``LATEST``)."""
         if self.on_snapshot is None:
             return
         self._since_snapshot = 0
@@ -190,10 +202,15 @@ class WorkerApp:
             log.exception("snapshot export failed; the worker goes on")
             return
         if message is not None:
+            if self.health.connected is False:  # nothing to wait for
+                announce_s = min(announce_s, 0.01)
             with contextlib.suppress(Exception):  # serving also polls LATEST
-                # wait for delivery: a send still buffered when the app stops is lost
-                delivered = await self.snapshots.send(key=b"snapshot", value=message)
-                await asyncio.wait_for(asyncio.shield(delivered), 10.0)
+                await asyncio.wait_for(self._announce(message), announce_s)
+
+    async def _announce(self, message: bytes) -> None:
+        # wait for delivery: a send still buffered when the app stops is lost
+        delivered = await self.snapshots.send(key=b"snapshot", value=message)
+        await asyncio.shield(delivered)
 
     def _lagging(self) -> set[tuple[str, int]]:
         """Assigned input partitions whose end (high-water mark) the core has not applied yet.
@@ -248,9 +265,27 @@ class WorkerApp:
                 self._start[key] = 0
                 await consumer.seek(tp, 0)
 
+    def _watch_broker(self) -> None:
+        """Consumer lag from the latest fetch's high-water marks (so it stays true while
+        nothing is applied), and the broker's health (:class:`streams.health.BrokerHealth`)."""
+        consumer = self.app.consumer
+        if not isinstance(consumer, BatchConsumer):
+            return
+        waiting = False
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            behind = max(0, highwater - self.core.offsets.get(key, self._start.get(key, 0)))
+            self.core.lag[key] = behind
+            waiting = waiting or behind > 0
+        self.health.update(consumer.connected(), waiting)
+
     async def _tick(self) -> None:
         # same event loop as the agent, between two batches: no lock needed
         await self._past_the_end()
+        self._watch_broker()
         self.core.tick()
         await self._maybe_checkpoint(time.monotonic())
         if (
@@ -263,27 +298,35 @@ class WorkerApp:
             self.core.update_gauges()
             self._last_gauges = time.monotonic()
 
-    async def checkpoint(self) -> None:
-        """Checkpoint the core, then commit its offsets to the consumer group."""
+    async def checkpoint(self, commit_s: float | None = None) -> None:
+        """Checkpoint the core, then commit its offsets to the consumer group.
+
+        The commit only informs lag tools (the checkpoint is what the worker restores), so it
+        runs in the background and never holds learning or the timer up while the broker is
+        slow or gone; a commit still pending when the next checkpoint comes is skipped. With
+        ``commit_s`` (at shutdown) it is awaited for at most that many seconds."""
         self.core.checkpoint(self.checkpoint_dir)
         self._since_checkpoint = 0
         self._applied_at_checkpoint = self.core.model_events
         self._last_checkpoint = time.monotonic()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.core)
-        offsets = {TP(t, p): o for (t, p), o in self.core.offsets.items()}
-        if offsets:
-            with contextlib.suppress(Exception):  # a commit is informational here; never fatal
-                consumer = self.app.consumer
-                assert isinstance(consumer, BatchConsumer)
-                # never an offset the partition does not have (past its end as last fetched)
-                await consumer.commit_offsets(
-                    {
-                        tp: o
-                        for tp, o in offsets.items()
-                        if (end := consumer.highwater(tp)) is None or o <= end
-                    }
-                )
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        # never an offset the partition does not have (past its end as last fetched)
+        offsets = {
+            tp: o
+            for (t, p), o in self.core.offsets.items()
+            if (end := consumer.highwater(tp := TP(t, p))) is None or o <= end
+        }
+        if not offsets:
+            return
+        if commit_s is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.commit_offsets(offsets), commit_s)
+        elif self._commit is None or self._commit.done():
+            self._commit = asyncio.ensure_future(consumer.commit_offsets(offsets))
+            self._commit.add_done_callback(_ignore_result)
 
     async def _on_assigned(self, app: Any, /, *args: Any, signal: Any = None, **kw: Any) -> None:
         assigned: set[TP] = args[0] if args else set()
@@ -298,8 +341,10 @@ class WorkerApp:
             self._start[key] = offset if offset is not None else consumer.delivery_position(tp) or 0
 
 
-def build_app(settings: Settings, core: WorkerCore, **kwargs: Any) -> WorkerApp:
-    return WorkerApp(settings, core, **kwargs)
+def _ignore_result(f: asyncio.Future[Any]) -> None:
+    """A background commit's failure is not an error (the next checkpoint commits again)."""
+    if not f.cancelled():
+        f.exception()
 
 
 async def run_worker(
@@ -307,15 +352,25 @@ async def run_worker(
     *,
     stop: asyncio.Event | None = None,
     until: Callable[[WorkerApp], bool] | None = None,
-) -> None:
+    on_stopping: Callable[[], None] | None = None,
+) -> bool:
     """Run until SIGINT/SIGTERM, ``stop`` or ``until(worker)``; checkpoint and export a last
-    snapshot before leaving."""
+    snapshot before leaving.
+
+    The way out is bounded in every state: the checkpoint and the snapshot are local files and
+    always written; each broker round trip (the offset commit, the snapshot announcement,
+    Faust's stop) gets :data:`SHUTDOWN_STEP_S` seconds, so a worker whose broker is gone still
+    leaves within 10 s. Returns False when Faust did not stop in time or the broker is
+    unreachable: the Kafka client's thread and tasks may still be retrying, and the caller
+    should end the process (:func:`os._exit`) rather than wait for them. ``on_stopping`` is
+    called as soon as a stop is asked for (the command starts its exit deadline there)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await worker.app.start()
+    stopped = False
     try:
         while not stop.is_set():
             if until is not None and until(worker):
@@ -324,13 +379,29 @@ async def run_worker(
                 raise RuntimeError(f"worker crashed: {worker.app.crash_reason!r}")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
+        if stop.is_set():
+            log.info("stopping: writing a checkpoint and a last snapshot")
+            if on_stopping is not None:
+                on_stopping()
         worker.core.flush()
-        await worker.checkpoint()
-        await worker.snapshot()  # serving gets the final state too
+        # no broker to talk to: do not wait for one
+        step = SHUTDOWN_STEP_S if worker.health.connected is not False else 0.01
+        await worker.checkpoint(commit_s=step)
+        await worker.snapshot(announce_s=step)  # serving gets the final state too
         worker.core.update_gauges()
     finally:
-        await worker.app.stop()
+        try:
+            await asyncio.wait_for(worker.app.stop(), SHUTDOWN_STEP_S)
+            stopped = True
+        except TimeoutError:
+            log.warning(
+                "the Kafka client did not stop within %.1f s (is the broker reachable?); "
+                "leaving without it, the checkpoint is written",
+                SHUTDOWN_STEP_S,
+            )
         worker.core.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    # without a broker, the Kafka client's tasks and thread keep retrying even after a stop
+    return stopped and worker.health.connected is not False

@@ -167,6 +167,16 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 return
             raise
 
+    def connected(self) -> bool | None:
+        """Whether the Kafka client holds a live connection to any broker; None before the
+        client exists. (aiokafka keeps its connections in ``AIOKafkaClient._conns`` and says
+        nothing public about them; a closed one reads ``connected() == False``.)"""
+        client = getattr(getattr(self._thread, "_consumer", None), "_client", None)
+        conns = getattr(client, "_conns", None)
+        if conns is None:
+            return None
+        return any(conn.connected() for conn in list(conns.values()))
+
     def delivery_position(self, tp: TP) -> int | None:
         """The next offset this consumer will deliver from ``tp`` (None before the first)."""
         value = self._read_offset.get(tp)

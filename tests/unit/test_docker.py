@@ -240,6 +240,9 @@ def test_every_panel_reads_metrics_the_code_registers() -> None:
         "coldstream_inference_snapshot_created_timestamp_seconds",
         "coldstream_inference_request_seconds_bucket",
         "coldstream_inference_provider",
+        "coldstream_broker_connected",
+        "coldstream_fetch_stall_seconds",
+        "coldstream_offset_resets_total",
     }
     assert wanted <= used, wanted - used
 
