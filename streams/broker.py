@@ -2,8 +2,13 @@
 
 :class:`EmbeddedBroker` starts it on loopback, waits until it answers a real Kafka request
 (ApiVersions), and stops it again; the same object serves ``coldstream broker``, the test
-fixtures and ``coldstream demo``. The broker keeps everything in memory: stopping it drops
-the topics.
+fixtures and ``coldstream demo``. By default the broker keeps everything in memory:
+stopping it drops the topics. With ``storage="s3://BUCKET/"`` it keeps topics, records and
+group offsets in an S3-compatible store and a restart finds them again; the store's address
+and credentials are the ``AWS_*`` variables of its environment (``AWS_ENDPOINT``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, and
+``AWS_ALLOW_HTTP=true`` for a plain-HTTP endpoint), passed through ``env`` or inherited. The
+binary has no other engine that persists (no postgres or sqlite).
 
 The child process is tied to this one: it is put in its own process group (a Ctrl-C in the
 terminal reaches us, and we stop it in order) and, on Linux, asked to die with its parent
@@ -23,12 +28,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 from streams.exceptions import BrokerError
 
-__all__ = ["EmbeddedBroker", "die_with_parent", "find_broker_binary", "free_port", "kafka_answers"]
+__all__ = [
+    "MEMORY",
+    "EmbeddedBroker",
+    "die_with_parent",
+    "find_broker_binary",
+    "free_port",
+    "kafka_answers",
+]
+
+
+#: the default storage engine: nothing survives a stop
+MEMORY = "memory://tansu/"
 
 
 def find_broker_binary(explicit: str | os.PathLike[str] | None = None) -> str:
@@ -124,9 +141,18 @@ class EmbeddedBroker:
         *,
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
+        storage: str = MEMORY,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        if not storage.startswith(("memory://", "s3://")):
+            raise BrokerError(
+                f"storage {storage!r}: the embedded broker keeps data in memory "
+                "(memory://tansu/) or in an S3-compatible store (s3://BUCKET/)"
+            )
         self.host = host
         self.port = port
+        self.storage = storage
+        self.env = dict(env or {})
         self.binary = binary
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -161,12 +187,15 @@ class EmbeddedBroker:
         self._log = Path(log)
         with os.fdopen(fd, "wb") as log_fh:
             self._proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                [
+                    *(binary, "broker", "--listener-url", url, "--advertised-listener-url", url),
+                    *("--storage-engine", self.storage),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
-                env={**os.environ, "RUST_BACKTRACE": "0", "NO_COLOR": "1"},
+                env={**os.environ, **self.env, "RUST_BACKTRACE": "0", "NO_COLOR": "1"},
             )
         self._wait_ready()
         return self
