@@ -6,7 +6,9 @@ and log every attempt: an outage used to print ~80 lines a second. :class:`Repea
 each distinct message of those loggers through once (its first occurrence, with its arguments),
 then holds back its repeats until the connection state changes, when the worker's health
 monitor (:mod:`streams.health`) logs the change itself and calls :func:`state_changed`; the
-count held back is logged with that change. coldstream's own loggers are never filtered.
+count held back is logged with that change. A message held back for ``again_s`` (10 minutes)
+passes once more, so a process without a health monitor (``serve``'s announcement listener)
+still shows a later outage. coldstream's own loggers are never filtered.
 
 >>> f = RepeatFilter(prefixes=("aiokafka",))
 >>> rec = lambda name, msg: logging.LogRecord(name, logging.ERROR, "", 0, msg, (), None)
@@ -35,10 +37,10 @@ class RepeatFilter(logging.Filter):
     """Passes the first record of each ``(logger, message template)`` of the given logger
     prefixes, and records of any other logger; holds back repeats until :meth:`reset`."""
 
-    def __init__(self, prefixes: tuple[str, ...] = KAFKA_LOGGERS) -> None:
+    def __init__(self, prefixes: tuple[str, ...] = KAFKA_LOGGERS, again_s: float = 600.0) -> None:
         super().__init__()
-        self.prefixes = prefixes
-        self._seen: set[tuple[str, str]] = set()
+        self.prefixes, self.again_s = prefixes, again_s
+        self._seen: dict[tuple[str, str], float] = {}  # message -> when it last passed
         self._held = 0
         self._lock = threading.Lock()  # the Kafka clients log from their own threads too
 
@@ -48,12 +50,13 @@ class RepeatFilter(logging.Filter):
             return True
         key = (name, str(record.msg))
         with self._lock:
-            if key in self._seen:
+            last = self._seen.get(key)
+            if last is not None and record.created - last < self.again_s:
                 self._held += 1
                 return False
             if len(self._seen) >= _MAX_KEYS:
                 self._seen.clear()
-            self._seen.add(key)
+            self._seen[key] = record.created
             return True
 
     def reset(self) -> int:

@@ -104,3 +104,6 @@ def test_the_repeat_filter_passes_each_kafka_message_once_per_state() -> None:
     assert all(f.filter(rec("streams.health", "ours")) for _ in range(3))
     assert f.reset() == 1
     assert f.filter(rec("aiokafka.conn", "Unable connect to node %s", 3))
+    later = rec("aiokafka.conn", "Unable connect to node %s", 4)
+    later.created += 601  # held back for ten minutes: passes once more
+    assert f.filter(later)
