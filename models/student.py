@@ -6,7 +6,9 @@ Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teache
     row_i  = [a * e_i + (1 - a) * c_i,  g(n) * P t_i],        a = n / (n + blend)
     bias_i = a * beta_i + (1 - a) * cb_i + w . fresh_i
 
-``t_i`` is the teacher embedding; ``c_i``/``cb_i`` the cold head of the content tower;
+``t_i`` is the teacher embedding; ``c_i``/``cb_i`` the cold head of the content tower while
+``n = 0``, its residual head from the first interaction on (each head learns only from its
+items: serving brand-new items alone, and correcting id rows, are different jobs);
 ``e_i``/``beta_i`` the item's id row (sparse Adagrad), which starts at the item's first
 interaction in the direction of the *distilled* head (trained to predict warm items' vectors
 from text), with the cold head's length and bias, and
@@ -139,7 +141,7 @@ class _UserState:
         self.last = 0  # event time of the user's latest event, for expiry
 
 
-_ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "tp")
+_ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "cr", "cbr", "tp")
 
 
 class Student:
@@ -172,12 +174,13 @@ class Student:
         self.cooc = Cooccurrence(cfg.cooc_alpha, neighbours=cfg.cooc_neighbours)
         d, r = cfg.dim, cfg.teacher_rank
         # per catalog row: id vector and bias with Adagrad state, interactions learned, cached
-        # cold head (cv, cb) and distilled head (dv), teacher projection (tp)
+        # cold head (cv, cb), distilled head (dv), residual head (cr, cbr), teacher projection
         self.emb, self.emb_acc = np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
         self.bias, self.bias_acc = np.zeros(0, np.float32), np.zeros(0, np.float32)
         self.n = np.zeros(0, np.float32)
         self.cv, self.cb = np.zeros((0, d), np.float32), np.zeros(0, np.float32)
         self.dv = np.zeros((0, d), np.float32)
+        self.cr, self.cbr = np.zeros((0, d), np.float32), np.zeros(0, np.float32)
         self.tp = np.zeros((0, r), np.float32)
         # serving caches: blended vectors (also the history rows of queries), teacher gate, bias
         self._v = np.zeros((0, d), np.float32)
@@ -363,10 +366,13 @@ class Student:
         n = len(self.catalog)
         idx: Any = slice(0, n) if rows is None else rows
         a = self._alpha(self.n[idx])
-        self._v[idx] = a[:, None] * self.emb[idx] + (1 - a)[:, None] * self.cv[idx]
+        new = self.n[idx] == 0  # brand-new items: the cold head; the others: the residual head
+        content = np.where(new[:, None], self.cv[idx], self.cr[idx])
+        self._v[idx] = a[:, None] * self.emb[idx] + (1 - a)[:, None] * content
         self._g[idx] = self._w["gate"][bucket(self.n[idx])]
         fresh = self.fresh.features(idx, self.learned) @ self._w["fresh.weight"][0]
-        self._b[idx] = a * self.bias[idx] + (1 - a) * self.cb[idx] + fresh
+        content_b = np.where(new, self.cb[idx], self.cbr[idx])
+        self._b[idx] = a * self.bias[idx] + (1 - a) * content_b + fresh
 
     def _alpha(self, n: npt.NDArray[np.floating]) -> F32:
         return (n / (n + self.cfg.blend)).astype(np.float32)
@@ -376,7 +382,8 @@ class Student:
         if not self.cfg.content:
             return
         t = self.catalog.embeddings[rows]
-        self.cv[rows], self.cb[rows], self.dv[rows] = content_np(self._w, t)
+        heads = content_np(self._w, t)
+        self.cv[rows], self.cb[rows], self.dv[rows], self.cr[rows], self.cbr[rows] = heads
         self.tp[rows] = t @ self._w["proj"].T
 
     def _fit_basis(self) -> None:
@@ -500,9 +507,20 @@ class Student:
             "pretrained": {k: (v[0].copy(), v[1], v[2]) for k, v in self.pretrained.items()},
         }
 
+    def load_towers(self, towers: dict[str, torch.Tensor], opt: dict[str, Any]) -> bool:
+        """Load dense weights and their optimiser state. A checkpoint from before the residual
+        head lacks it: the head starts as the cold head, Adam starts afresh; returns False."""
+        missing, _ = self.towers.load_state_dict(towers, strict=False)
+        if not missing:
+            self.opt.load_state_dict(opt)
+            return True
+        if not all(k.startswith("item_res") for k in missing):
+            raise KeyError(f"the checkpoint's student lacks {missing}")
+        self.towers.init_residual()
+        return False
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.towers.load_state_dict(state["towers"])
-        self.opt.load_state_dict(state["opt"])
+        current = self.load_towers(state["towers"], state["opt"])
         self.gen.set_state(state["gen"])
         self._rng.bit_generator.state = state["rng"]
         self.users.load_state_dict(state["users"])
@@ -513,6 +531,8 @@ class Student:
         self.boosted = (float(boosted[0]), int(boosted[1]), int(boosted[2]))
         for k, v in state["arrays"].items():
             setattr(self, k, v.copy())
+        if not current:  # cached residual rows, computed below
+            self.cr, self.cbr = np.zeros_like(self.cv), np.zeros_like(self.cb)
         self.fresh.load_state_dict(state["fresh"])
         self.cooc = Cooccurrence(self.cfg.cooc_alpha, neighbours=self.cfg.cooc_neighbours)
         if "cooc" in state:
@@ -523,6 +543,8 @@ class Student:
         self.steps, self.learned, self.now, self._refresh_at, self.basis_n = state["counters"]
         self.pretrained = {k: (v[0].copy(), v[1], v[2]) for k, v in state["pretrained"].items()}
         self._w = self.towers.numpy_weights()
+        if not current:
+            self.sync_weights()
 
     def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:
         self.state = OrderedDict()

@@ -3,6 +3,12 @@
 - **Cold head** (``item_in`` -> ``item_out``, ``item_bias``): an item's vector and bias from its
   teacher embedding alone. A cold item is served from it; it is trained by the interaction loss
   through the share of the item vector that content still holds.
+- **Residual head** (``item_res``, ``item_res_bias``, on the same hidden layer): the content
+  share of an item that has interactions, blended with its id row (``a * e + (1 - a) * r``).
+  The cold head serves and learns only from items with none. With one head for both jobs, the
+  head learned to correct id rows (which start where the distilled head points) and got worse
+  at serving brand-new items on its own; apart, each does one job (README, "The learning
+  core"). It starts as a copy of the cold head.
 - **Distilled head** (``dist_out``, on the cold head's hidden layer, detached): trained to
   predict the vector the collaborative side has learned for warm items. An item's id vector
   starts in its direction at its first interaction (see :mod:`models.student`), so the id
@@ -74,11 +80,27 @@ class Towers(nn.Module):
         for zero in (self.item_bias, self.fresh):
             nn.init.zeros_(zero.weight)
         nn.init.zeros_(self.item_bias.bias)
+        # registered last: the other parameters (and their random init) are as before
+        self.item_res = nn.Linear(h, d)
+        self.item_res_bias = nn.Linear(h, 1)
+        self.init_residual()
+
+    def init_residual(self) -> None:
+        """The residual head starts as the cold head (its bias at zero)."""
+        with torch.no_grad():
+            self.item_res.weight.copy_(self.item_out.weight)
+            self.item_res.bias.copy_(self.item_out.bias)
+            self.item_res_bias.weight.zero_()
+            self.item_res_bias.bias.zero_()
 
     def content(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cold-head vectors and biases of teacher rows ``t``, and the hidden layer."""
         h = torch.relu(self.item_in(t))
         return self.item_out(h), self.item_bias(h).squeeze(-1), h
+
+    def residual(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual-head vectors and biases on hidden rows ``h``."""
+        return self.item_res(h), self.item_res_bias(h).squeeze(-1)
 
     def distilled(self, h: torch.Tensor) -> torch.Tensor:
         """The distilled head on hidden rows ``h`` (detach them to keep the cold head apart)."""
@@ -88,11 +110,14 @@ class Towers(nn.Module):
         return {k: v.detach().numpy().copy() for k, v in self.state_dict().items()}
 
 
-def content_np(w: dict[str, F32], t: F32) -> tuple[F32, F32, F32]:
-    """Numpy twin of both heads for teacher rows ``t``: cold vector, cold bias, distilled
-    vector."""
+def content_np(w: dict[str, F32], t: F32) -> tuple[F32, F32, F32, F32, F32]:
+    """Numpy twin of the heads for teacher rows ``t``: cold vector and bias, distilled vector,
+    residual vector and bias."""
     h = np.maximum(t @ w["item_in.weight"].T + w["item_in.bias"], 0.0)
     vec = h @ w["item_out.weight"].T + w["item_out.bias"]
     bias = h @ w["item_bias.weight"][0] + w["item_bias.bias"][0]
     dvec = h @ w["dist_out.weight"].T + w["dist_out.bias"]
-    return vec.astype(np.float32), bias.astype(np.float32), dvec.astype(np.float32)
+    rvec = h @ w["item_res.weight"].T + w["item_res.bias"]
+    rbias = h @ w["item_res_bias.weight"][0] + w["item_res_bias.bias"][0]
+    f32 = np.float32
+    return vec.astype(f32), bias.astype(f32), dvec.astype(f32), rvec.astype(f32), rbias.astype(f32)

@@ -64,12 +64,17 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
         cv, cb, hidden = towers.content(torch.from_numpy(emb[cand]))
     else:
         cv, cb, hidden = torch.zeros(len(cand), cfg.dim), torch.zeros(len(cand)), None
+    if hidden is not None:  # brand-new items: the cold head; the others: the residual head
+        new = torch.from_numpy(counts[cand] == 0)
+        rv, rb = towers.residual(hidden)
+        cv, cb = torch.where(new[:, None], cv, rv), torch.where(new, cb, rb)
     ac = a[cpos]
     v = ac[:, None] * e[cpos] + (1 - ac)[:, None] * cv
     bias = ac * eb[cpos] + (1 - ac) * cb
 
-    # queries: attention over the history's item vectors (cached cold head: no gradient)
-    ctx = a[:, None] * e + (1 - a)[:, None] * torch.from_numpy(s.cv[rows])
+    # queries: attention over the history's item vectors (cached heads: no gradient)
+    cached = np.where((counts[rows] == 0)[:, None], s.cv[rows], s.cr[rows])
+    ctx = a[:, None] * e + (1 - a)[:, None] * torch.from_numpy(cached)
     valid_t = torch.from_numpy(valid)
     att = _attention(towers.pos, valid_t, cfg.sequence)
     q = torch.bmm(att[:, None, :], ctx[hpos]).squeeze(1)

@@ -76,8 +76,7 @@ def load_pretrained(student: Student, path: Path) -> Student:
             f"{theirs}, this student {student.catalog.dim} and {ours}: "
             "pretrain with the same teacher and student settings"
         )
-    student.towers.load_state_dict(state["towers"])
-    student.opt.load_state_dict(state["opt"])
+    student.load_towers(state["towers"], state["opt"])
     student.users.load_state_dict(state["users"])
     # histories hold rows of the old catalog: keep profiles, let histories rebuild
     student.load_user_state([(key, [], p, last) for key, _, p, last in state["user_state"]])

@@ -84,6 +84,40 @@ def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool) -> No
     assert s._alpha(np.array([0.0, 1.0, 9.0])).tolist() == pytest.approx([0.0, 0.5, 0.9])
 
 
+def test_brand_new_items_get_the_cold_head_and_the_others_the_residual_head() -> None:
+    s = _student()
+    feed(s, STREAM.events[:100])  # after 100 events some items are still brand new
+    s.flush()
+    n = len(s.catalog)
+    new, seen = s.n[:n] == 0, s.n[:n] > 0
+    assert new.any() and seen.any()
+    a = s._alpha(s.n[:n])[:, None]
+    np.testing.assert_allclose(s._v[:n][new], s.cv[:n][new], rtol=1e-6)
+    blended = a * s.emb[:n] + (1 - a) * s.cr[:n]
+    np.testing.assert_allclose(s._v[:n][seen], blended[seen], rtol=1e-5, atol=1e-6)
+    # the two heads started equal and learned apart, each from its own items
+    assert not np.allclose(s.cr[:n], s.cv[:n], atol=1e-3)
+
+
+def test_a_checkpoint_from_before_the_residual_head_still_loads() -> None:
+    s = _student()
+    feed(s, STREAM.events[:300])
+    s.flush()
+    state = s.state_dict()
+    state["towers"] = {k: v for k, v in state["towers"].items() if not k.startswith("item_res")}
+    state["arrays"] = {k: v for k, v in state["arrays"].items() if k not in ("cr", "cbr")}
+    state["opt"] = {"state": {}, "param_groups": []}  # Adam's state had fewer parameters
+    t = _student()
+    t.load_state_dict(state)
+    w = t.towers
+    np.testing.assert_array_equal(w.item_res.weight.detach(), w.item_out.weight.detach())
+    n = len(t.catalog)
+    np.testing.assert_allclose(t.cr[:n], t.cv[:n], rtol=1e-6)  # recomputed, not zeros
+    feed(t, STREAM.events[300:400], t0=10_000)  # and it learns on
+    t.flush()
+    assert np.isfinite(t.score_all("u1")).all()
+
+
 def test_distillation_teaches_the_distilled_head_warm_vectors() -> None:
     cosine = {}
     for distill in (True, False):
