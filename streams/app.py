@@ -230,7 +230,7 @@ class WorkerApp:
         out = set()
         for tp in assignment:
             key = (tp.topic, tp.partition)
-            highwater = consumer.highwater(tp)
+            highwater = _highwater(consumer, tp)
             applied = self.core.offsets.get(key, self._start.get(key, 0))
             if highwater is None or applied < highwater:
                 out.add(key)
@@ -258,7 +258,7 @@ class WorkerApp:
             return
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
-            highwater = consumer.highwater(tp)
+            highwater = _highwater(consumer, tp)
             applied = self.core.offsets.get(key)
             if highwater is not None and applied is not None and applied > highwater:
                 self.core.reset_partition(key, 0, highwater)
@@ -274,7 +274,7 @@ class WorkerApp:
         waiting = False
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
-            highwater = consumer.highwater(tp)
+            highwater = _highwater(consumer, tp)
             if highwater is None:
                 continue
             behind = max(0, highwater - self.core.offsets.get(key, self._start.get(key, 0)))
@@ -313,12 +313,7 @@ class WorkerApp:
             self.on_checkpoint(self.core)
         consumer = self.app.consumer
         assert isinstance(consumer, BatchConsumer)
-        # never an offset the partition does not have (past its end as last fetched)
-        offsets = {
-            tp: o
-            for (t, p), o in self.core.offsets.items()
-            if (end := consumer.highwater(tp := TP(t, p))) is None or o <= end
-        }
+        offsets = self._committable(consumer)
         if not offsets:
             return
         if commit_s is not None:
@@ -327,6 +322,17 @@ class WorkerApp:
         elif self._commit is None or self._commit.done():
             self._commit = asyncio.ensure_future(consumer.commit_offsets(offsets))
             self._commit.add_done_callback(_ignore_result)
+
+    def _committable(self, consumer: BatchConsumer) -> dict[TP, int]:
+        """The applied offsets of the partitions this member holds now (a commit of others is
+        refused), never one past a partition's end as last fetched."""
+        assigned = consumer.assignment()
+        out = {}
+        for (t, p), o in self.core.offsets.items():
+            tp = TP(t, p)
+            if tp in assigned and ((end := _highwater(consumer, tp)) is None or o <= end):
+                out[tp] = o
+        return out
 
     async def _on_assigned(self, app: Any, /, *args: Any, signal: Any = None, **kw: Any) -> None:
         assigned: set[TP] = args[0] if args else set()
@@ -339,6 +345,15 @@ class WorkerApp:
                 await consumer.seek(tp, offset)
             # where reading starts: the checkpoint, else the committed offset (else earliest)
             self._start[key] = offset if offset is not None else consumer.delivery_position(tp) or 0
+
+
+def _highwater(consumer: BatchConsumer, tp: TP) -> int | None:
+    """The partition's end as last fetched; None when not known, or when the partition is no
+    longer assigned (the consumer thread rebalanced since the assignment was read)."""
+    try:
+        return consumer.highwater(tp)
+    except AssertionError:  # aiokafka: "Partition is not assigned"
+        return None
 
 
 def _ignore_result(f: asyncio.Future[Any]) -> None:
