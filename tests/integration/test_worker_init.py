@@ -74,7 +74,9 @@ def test_a_pretrained_worker_beats_one_started_from_zero(
     warm = _live_recall(
         settings_factory(partitions=2), real_teacher, tmp_path / "live", tmp_path / "b", ckpt
     )
-    assert warm > zero + 0.02, (warm, zero)
+    # measured 0.520 vs 0.501 (0.522 vs 0.498 before the residual content head made the
+    # cold start itself better); two runs of the same worker differ by about 0.0003
+    assert warm > zero + 0.01, (warm, zero)
 
 
 def test_pretrain_reads_the_topics_history(
