@@ -140,21 +140,19 @@ def run_worker_command(
         snapshot_s=settings.snapshot_interval_s,
         snapshot_events=settings.snapshot_events,
     )
-    loop = asyncio.new_event_loop()
-    try:
-        with limit_threads(threads):
-            clean = loop.run_until_complete(run_worker(worker, on_stopping=_exit_deadline))
-    finally:
-        server.shutdown()
-    took = time.monotonic() - started
-    err.print(f"stopped after {took:.0f} s; {core.model_events:,} events applied in all")
-    if not clean:
-        # Faust is stuck on the broker: cancelling its tasks would log each as a crash, and
-        # its consumer thread (not a daemon) would hold the process open. Nothing is lost:
-        # the checkpoint and the last snapshot are written.
-        err.file.flush()
-        out.file.flush()
-        logging.shutdown()
-        os._exit(0)
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
+    with asyncio.Runner() as aio:  # what asyncio.run does, with the way out in our hands
+        try:
+            with limit_threads(threads):
+                clean = aio.run(run_worker(worker, on_stopping=_exit_deadline))
+        finally:
+            server.shutdown()
+        took = time.monotonic() - started
+        err.print(f"stopped after {took:.0f} s; {core.model_events:,} events applied in all")
+        if not clean:
+            # Faust is stuck on the broker: cancelling its tasks would log each as a crash, and
+            # its consumer thread (not a daemon) would hold the process open. Nothing is lost:
+            # the checkpoint and the last snapshot are written.
+            err.file.flush()
+            out.file.flush()
+            logging.shutdown()
+            os._exit(0)
