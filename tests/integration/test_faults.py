@@ -166,6 +166,14 @@ applied = _value("coldstream_model_events")
 connected = _value("coldstream_broker_connected")
 
 
+def _apply_then_kill(http: Http, broker: EmbeddedBroker, events: int) -> Samples:
+    """Wait until the worker has applied ``events`` while connected, kill -9 the broker, and
+    wait until the worker shows the outage; returns the metrics then."""
+    _wait(http, lambda m: applied(m) == events and connected(m) == 1, f"{events} events")
+    _kill_9(broker)
+    return _wait(http, lambda m: connected(m) == 0, "the outage to show")
+
+
 def _sigterm(child: Child, limit: float = 10.0) -> float:
     """SIGTERM the worker; returns the seconds it took to exit (fails past ``limit``)."""
     t = time.monotonic()
@@ -192,9 +200,7 @@ def test_sigterm_while_the_broker_is_down_exits_within_ten_seconds(tmp_path: Pat
         _publish(settings, "a", items=10, interactions=400, ts=1.7e12)
         child, http = _worker(settings, tmp_path)
         try:
-            _wait(http, lambda m: applied(m) == 400 and connected(m) == 1, "400 events")
-            _kill_9(broker)
-            down = _wait(http, lambda m: connected(m) == 0, "the outage to show")
+            down = _apply_then_kill(http, broker, 400)
             assert _value("coldstream_broker_disconnects_total")(down) == 1
             time.sleep(3)  # the Kafka client retries many times a second meanwhile
             stalled = _value("coldstream_fetch_stall_seconds")(http.metrics())
@@ -223,9 +229,7 @@ def test_a_worker_whose_broker_restarts_empty_resumes_on_new_events(tmp_path: Pa
         _publish(settings, "a", items=10, interactions=300, ts=1.7e12)
         child, http = _worker(settings, tmp_path)
         try:
-            _wait(http, lambda m: applied(m) == 300 and connected(m) == 1, "300 events")
-            _kill_9(broker)
-            _wait(http, lambda m: connected(m) == 0, "the outage to show")
+            _apply_then_kill(http, broker, 300)
             with EmbeddedBroker(port=port):
                 ensure_topics(settings)
                 _publish(settings, "b", items=6, interactions=120, ts=1.71e12)
@@ -256,9 +260,7 @@ def test_a_broker_killed_mid_stream_with_its_data_in_s3_loses_and_repeats_nothin
         _publish(settings, "a", items=20, interactions=3000, ts=1.7e12)
         child, http = _worker(settings, tmp_path)
         try:
-            _wait(http, lambda m: applied(m) == 3000 and connected(m) == 1, "3,000 events")
-            _kill_9(broker)
-            _wait(http, lambda m: connected(m) == 0, "the outage to show")
+            _apply_then_kill(http, broker, 3000)
             with EmbeddedBroker(port=port, storage=storage, env=s3_store):
                 _publish(settings, "a", items=20, interactions=1000, ts=1.71e12)
                 back = _wait(http, lambda m: applied(m) >= 4000, "every event", timeout=180)
