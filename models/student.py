@@ -366,13 +366,18 @@ class Student:
         n = len(self.catalog)
         idx: Any = slice(0, n) if rows is None else rows
         a = self._alpha(self.n[idx])
-        new = self.n[idx] == 0  # brand-new items: the cold head; the others: the residual head
-        content = np.where(new[:, None], self.cv[idx], self.cr[idx])
+        content, content_b = self.content_share(idx, self.n[idx])
         self._v[idx] = a[:, None] * self.emb[idx] + (1 - a)[:, None] * content
         self._g[idx] = self._w["gate"][bucket(self.n[idx])]
         fresh = self.fresh.features(idx, self.learned) @ self._w["fresh.weight"][0]
-        content_b = np.where(new, self.cb[idx], self.cbr[idx])
         self._b[idx] = a * self.bias[idx] + (1 - a) * content_b + fresh
+
+    def content_share(self, idx: Any, n: npt.NDArray[np.floating]) -> tuple[F32, F32]:
+        """The cached content vectors and biases of rows ``idx`` with interaction counts ``n``:
+        the cold head's for brand-new items, the residual head's for the others."""
+        new = n == 0
+        vec = np.where(new[:, None], self.cv[idx], self.cr[idx])
+        return vec, np.where(new, self.cb[idx], self.cbr[idx])
 
     def _alpha(self, n: npt.NDArray[np.floating]) -> F32:
         return (n / (n + self.cfg.blend)).astype(np.float32)

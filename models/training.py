@@ -73,7 +73,7 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     bias = ac * eb[cpos] + (1 - ac) * cb
 
     # queries: attention over the history's item vectors (cached heads: no gradient)
-    cached = np.where((counts[rows] == 0)[:, None], s.cv[rows], s.cr[rows])
+    cached, _ = s.content_share(rows, counts[rows])
     ctx = a[:, None] * e + (1 - a)[:, None] * torch.from_numpy(cached)
     valid_t = torch.from_numpy(valid)
     att = _attention(towers.pos, valid_t, cfg.sequence)
