@@ -31,6 +31,7 @@ from coldstream.console import err, out, progress_bar
 from coldstream.errors import ColdstreamError
 from coldstream.logs import setup_logging
 from coldstream.settings import Settings
+from streams.broker import MEMORY
 from streams.datasets import FORMAT_CHOICES, FORMAT_HELP
 
 __all__ = ["app", "main"]
@@ -129,7 +130,7 @@ def broker(
             "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (and AWS_ALLOW_HTTP=true for http://)",
             envvar="COLDSTREAM_BROKER_STORAGE",
         ),
-    ] = "memory://tansu/",
+    ] = MEMORY,
 ) -> None:
     """Run the embedded Kafka-compatible broker until Ctrl-C or SIGTERM."""
     from streams.broker import EmbeddedBroker

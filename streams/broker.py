@@ -147,7 +147,7 @@ class EmbeddedBroker:
         if not storage.startswith(("memory://", "s3://")):
             raise BrokerError(
                 f"storage {storage!r}: the embedded broker keeps data in memory "
-                "(memory://tansu/) or in an S3-compatible store (s3://BUCKET/)"
+                f"({MEMORY}) or in an S3-compatible store (s3://BUCKET/)"
             )
         self.host = host
         self.port = port
