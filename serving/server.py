@@ -43,6 +43,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from coldstream.errors import ColdstreamError
 from coldstream.settings import Settings
 from exporters.snapshot import SnapshotError, SnapshotStore
 from serving.metrics import InferenceMetrics
@@ -225,7 +226,14 @@ class InferenceServer:
         the fallback, so a broker that is down or slow only costs the poll interval)."""
         from kafka import KafkaConsumer, TopicPartition
 
+        from streams.topics import check_reachable
+
         topic = self.settings.topics.snapshots
+        try:
+            check_reachable(self.settings)
+        except ColdstreamError as exc:
+            log.warning("no snapshot announcements (%s); polling %s", exc, self.store.root)
+            return
         try:
             consumer = KafkaConsumer(
                 **self.settings.kafka_python_config(),

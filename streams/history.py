@@ -58,7 +58,7 @@ from coldstream.settings import Settings
 from streams.exceptions import BrokerError, StreamsError
 from streams.order import in_event_order
 from streams.records import Invalid, Record
-from streams.topics import unreachable
+from streams.topics import check_reachable, unreachable
 from streams.validation import parse
 
 __all__ = [
@@ -288,6 +288,7 @@ def read_history(
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         **(consumer_config or {}),
     }
+    check_reachable(settings)
     try:
         consumer = KafkaConsumer(**config)
     except (KafkaError, OSError) as exc:

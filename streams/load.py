@@ -20,7 +20,7 @@ from coldstream.settings import Settings
 from streams.datasets import Dataset
 from streams.exceptions import StreamsError
 from streams.records import dead_letter, to_json
-from streams.topics import unreachable
+from streams.topics import check_reachable, unreachable
 
 __all__ = ["LoadError", "LoadReport", "publish_dataset"]
 
@@ -56,6 +56,7 @@ def publish_dataset(
     """Send every record and every bad row of ``dataset``; returns counts and rate."""
     topics = settings.topics
     report = LoadReport()
+    check_reachable(settings)
     try:
         producer = KafkaProducer(
             **settings.kafka_python_config(),

@@ -6,10 +6,17 @@ given offset to its current end by assigning partitions directly (no consumer gr
 disturbs a live group). It decides "the end" by reading until the broker has nothing more for
 ``idle_s`` seconds, instead of trusting ``end_offsets``, which some Kafka-compatible brokers
 (the embedded Tansu among them) answer wrongly.
+
+``check_reachable`` is the quick question asked before any Kafka client is built: does anything
+accept a TCP connection at one of the bootstrap addresses? A refused connection answers at once
+and a silent host within ``PROBE_TIMEOUT_S``, where the Kafka clients would retry for 30 s and
+log each retry.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -22,21 +29,79 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from coldstream.settings import Settings
 from streams.exceptions import BrokerError
 
-__all__ = ["ensure_topics", "read_topic", "unreachable"]
+__all__ = ["PROBE_TIMEOUT_S", "check_reachable", "ensure_topics", "read_topic", "unreachable"]
+
+#: how long a bootstrap address may take to accept a TCP connection before it counts as down
+PROBE_TIMEOUT_S = 3.0
 
 
 def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     """The error to raise when no broker answers, with what to do about it."""
+    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else type(exc).__name__
     return BrokerError(
-        f"cannot reach a Kafka broker at {settings.broker} ({type(exc).__name__}): start one "
+        f"cannot reach a Kafka broker at {settings.broker} ({reason}): start one "
         "with `coldstream broker`, or point --broker / COLDSTREAM_BROKER at your cluster"
     )
+
+
+def _address(server: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` -> ``(host, port)``; no port means 9092."""
+    host, sep, port = server.strip().rpartition(":")
+    if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
+        return server.strip().strip("[]"), 9092  # no port (or a bare IPv6 address)
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Raise :func:`unreachable` unless one bootstrap address accepts a TCP connection within
+    ``timeout_s`` (all addresses are tried in parallel, so the wait is one timeout at most)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    servers = [s for s in settings.broker.split(",") if s.strip()]
+
+    kafka_probe = settings.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
+
+    def connect(server: str) -> BaseException | None:
+        try:
+            with socket.create_connection(_address(server), timeout=timeout_s) as sock:
+                if kafka_probe:  # TLS listeners get the TCP check only
+                    _api_versions(sock, timeout_s)
+        except OSError as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+        errors = list(pool.map(connect, servers))
+    if servers and any(e is None for e in errors):
+        return
+    first = next((e for e in errors if e is not None), OSError("no bootstrap address"))
+    raise unreachable(settings, first)
+
+
+def _api_versions(sock: socket.socket, timeout_s: float) -> None:
+    """Send a Kafka ApiVersions v0 request and read the response's header: a proxy or another
+    service that accepts the connection but is not a Kafka broker does not answer it. Brokers
+    answer it before any SASL authentication."""
+    client = b"coldstream-probe"
+    body = struct.pack(">hhih", 18, 0, 7, len(client)) + client  # api key 18, version 0, id 7
+    sock.settimeout(timeout_s)
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    header = b""
+    while len(header) < 8:
+        chunk = sock.recv(8 - len(header))
+        if not chunk:
+            raise ConnectionError("the connection closed before a Kafka answer")
+        header += chunk
+    size, correlation = struct.unpack(">ii", header)
+    if correlation != 7 or size < 4:
+        raise ConnectionError("the answer is not a Kafka ApiVersions response")
 
 
 def ensure_topics(settings: Settings, short_names: Iterable[str] | None = None) -> dict[str, str]:
     """Create the missing coldstream topics; returns ``{topic: "created" | "exists"}``."""
     wanted = settings.topics.all()
     names = list(short_names) if short_names is not None else list(wanted)
+    check_reachable(settings)
     try:
         admin = KafkaAdminClient(**settings.kafka_python_config(), request_timeout_ms=30_000)
     except (KafkaError, OSError) as exc:
@@ -66,6 +131,7 @@ def read_topic(
     consumer_config: dict[str, Any] | None = None,
 ) -> Iterator[ConsumerRecord]:
     """Yield the records of every partition of ``topic`` from ``start`` (default: earliest)."""
+    check_reachable(settings)
     try:
         consumer = KafkaConsumer(
             **settings.kafka_python_config(),
