@@ -86,6 +86,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     for name in (
         *("aiokafka", "kafka", "faust", "mode", "urllib3", "httpx", "filelock"),
         *("onnxscript", "onnx_ir", "torch.onnx"),  # the snapshot export's optimiser passes
+        *("sentence_transformers", "transformers", "huggingface_hub"),  # the teacher loading
     ):
         logging.getLogger(name).setLevel(logging.WARNING)
 

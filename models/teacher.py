@@ -119,6 +119,20 @@ class _Cached:
         return out
 
 
+def _quiet_transformers() -> None:
+    """No progress bars ("Loading weights: 100%") or info lines from transformers and the
+    Hugging Face hub: the commands draw their own progress, and logs keep one format."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:  # pragma: no cover - an old hub
+        return
+    disable_progress_bars()
+
+
 class SentenceTeacher(_Cached):
     """A sentence-transformers model loaded offline; embeddings are L2-normalised float32."""
 
@@ -130,6 +144,7 @@ class SentenceTeacher(_Cached):
         try:
             from sentence_transformers import SentenceTransformer
 
+            _quiet_transformers()
             if path.exists():
                 st = SentenceTransformer(str(path), device=device, local_files_only=True)
             else:  # a model name: only if it is already in the local Hugging Face cache
