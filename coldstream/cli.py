@@ -497,12 +497,22 @@ def demo(
     """Everything on the embedded broker: generate, worker, inference, live display, replay."""
     from coldstream.demo import run_demo
 
+    def on_interrupt(signum: int, frame: object) -> None:
+        # said at once: stopping the worker and the inference worker takes a few seconds
+        err.print("stopping… (the broker, the worker and the inference worker)")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         run_demo(events=events, out_dir=out_dir, report_dir=report, broker=broker)
     except ColdstreamError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted: every process the demo started is stopped", 130)
+        err.print("stopped: every process the demo started has exited")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()

@@ -48,6 +48,7 @@ class DemoResult:
     published: dict[str, int] = field(default_factory=dict)
     applied: int = 0
     recall: dict[str, float] = field(default_factory=dict)  # "student/all" -> value
+    ranked: dict[str, int] = field(default_factory=dict)  # positives the recall covers, per key
     version: int = 0
     recommendations: dict[str, list[str]] = field(default_factory=dict)
     new_item: str = ""
@@ -165,14 +166,20 @@ def _stream(
     loader = threading.Thread(target=publish, daemon=True)
     loader.start()
     t0 = time.monotonic()
-    m: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    rates = _Rates()
+    m: Metrics = {}
+
+    def board() -> Table:
+        rates.sample(sent[0], _read(m), result.applied)
+        return _board(m, sent[0], total, interactions, rates, result, time.monotonic() - t0)
+
     with Live(console=err, refresh_per_second=4, transient=False) as live:
         while True:
             m = wclient.metrics()
             status, ready = sclient.call("GET", "/readyz")
             result.version = ready.get("version", 0) if status == 200 else 0
             result.applied = int(m.get(("coldstream_model_events", ()), 0))
-            live.update(_board(m, sent[0], total, rate, result, time.monotonic() - t0))
+            live.update(board())
             if failure:
                 raise ColdstreamError(f"publishing failed: {failure[0]}")
             if not loader.is_alive() and result.applied >= interactions:
@@ -197,13 +204,40 @@ def _stream(
             if key in m:
                 break
             time.sleep(0.25)
-        live.update(_board(m, sent[0], total, rate, result, time.monotonic() - t0))
+        live.update(board())
     err.print()
     for model in ("student", "river"):
         for sl in ("all", "0"):
-            result.recall[f"{model}/{sl}"] = m.get(
-                ("coldstream_recall_at_k", (("model", model), ("slice", sl))), float("nan")
-            )
+            labels = (("model", model), ("slice", sl))
+            result.recall[f"{model}/{sl}"] = m.get(("coldstream_recall_at_k", labels), float("nan"))
+            result.ranked[f"{model}/{sl}"] = int(m.get(("coldstream_evaluated_events", labels), 0))
+
+
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+#: the display's rates are over about this many recent seconds
+RATE_S = 3.0
+
+
+class _Rates:
+    """Per-second rates of a few counters over the last :data:`RATE_S` seconds."""
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, tuple[int, ...]]] = []
+
+    def sample(self, *counts: int) -> None:
+        now = time.monotonic()
+        self._samples.append((now, counts))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_S:
+            self._samples.pop(0)
+
+    def per_s(self, i: int) -> float:
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        return (c1[i] - c0[i]) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _read(m: Metrics) -> int:
+    """Messages the worker has read (valid and invalid), all topics."""
+    return int(sum(v for (name, _), v in m.items() if name == "coldstream_events_total"))
 
 
 def _add(box: list[int], n: int) -> None:
@@ -211,10 +245,11 @@ def _add(box: list[int], n: int) -> None:
 
 
 def _board(
-    m: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    m: Metrics,
     sent: int,
     total: int,
-    load_rate: list[float],
+    interactions: int,
+    rates: _Rates,
     result: DemoResult,
     elapsed: float,
 ) -> Table:
@@ -222,28 +257,31 @@ def _board(
         v = m.get(("coldstream_recall_at_k", (("model", model), ("slice", sl))))
         return "-" if v is None else f"{v:.3f}"
 
-    applied = sum(
-        v
-        for (name, lb), v in m.items()
-        if name == "coldstream_events_total" and ("outcome", "applied") in lb
-    )
+    def ranked(sl: str) -> int:
+        return int(m.get(("coldstream_evaluated_events", (("model", "student"), ("slice", sl))), 0))
+
     table = Table(title=f"[bold]4/{STEPS}[/] streaming ({elapsed:.0f} s)", show_header=True)
     table.add_column("")
-    table.add_column("value", justify="right")
-    rate = f"{load_rate[0]:,.0f}/s" if load_rate else f"{sent / max(elapsed, 1e-9):,.0f}/s"
-    table.add_row("events published", f"{sent:,} of {total:,}  {rate}")
+    table.add_column("so far", justify="right")
+    table.add_column(f"per s, last {RATE_S:.0f} s", justify="right")
+    table.add_row("events published", f"{sent:,} of {total:,}", f"{rates.per_s(0):,.0f}")
+    table.add_row("messages read by the worker", f"{_read(m):,}", f"{rates.per_s(1):,.0f}")
     table.add_row(
-        "events applied by the worker", f"{int(applied):,}  ({applied / max(elapsed, 1e-9):,.0f}/s)"
+        "interactions learned by the models",
+        f"{result.applied:,} of {interactions:,}",
+        f"{rates.per_s(2):,.0f}",
     )
     table.add_row(
-        "Recall@20 student / River, all items",
+        f"Recall@20 student / River, all items (last {ranked('all'):,} ranked)",
         f"{recall('student', 'all')} / {recall('river', 'all')}",
+        "",
     )
     table.add_row(
-        "Recall@20 student / River, brand-new items",
+        f"Recall@20 student / River, brand-new items (last {ranked('0'):,} ranked)",
         f"{recall('student', '0')} / {recall('river', '0')}",
+        "",
     )
-    table.add_row("snapshot version served", str(result.version))
+    table.add_row("snapshot version served", str(result.version), "")
     return table
 
 
@@ -306,11 +344,16 @@ def _summary(result: DemoResult) -> None:
             f"new item {result.new_item}: served {result.new_item_served_s:.1f} s after its "
             f"announcement, before anyone touched it; {rank} for the user it resembles"
         )
+
+    def r(key: str) -> str:
+        return f"{result.recall.get(key, float('nan')):.3f}"
+
     out.print(
-        f"live Recall@20 student {result.recall.get('student/all', float('nan')):.3f} vs River "
-        f"{result.recall.get('river/all', float('nan')):.3f} (brand-new items: "
-        f"{result.recall.get('student/0', float('nan')):.3f} vs "
-        f"{result.recall.get('river/0', float('nan')):.3f}); snapshot version {result.version}"
+        f"live Recall@20 over the worker's latest {result.ranked.get('student/all', 0):,} ranked "
+        f"positives (a rolling window, not the whole stream: step 6 ranks every one): student "
+        f"{r('student/all')} vs River {r('river/all')}; brand-new items, latest "
+        f"{result.ranked.get('student/0', 0):,}: {r('student/0')} vs {r('river/0')}; "
+        f"snapshot version {result.version}"
     )
     if result.report_dir is not None:
         files = sorted(p.name for p in result.report_dir.iterdir())

@@ -89,7 +89,11 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, rest[-2000:]
-    assert "interrupted" in rest
+    lines = rest.splitlines()
+    said = [i for i, line in enumerate(lines) if line.startswith("stopping…")]
+    assert said, rest[-2000:]
+    assert any(line.startswith("stopped:") for line in lines[said[0] :]), rest[-2000:]
+    assert "error:" not in rest
     deadline = time.monotonic() + 10
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
