@@ -12,7 +12,7 @@ On the embedded broker, one generated dataset is loaded once; then, on the same 
   transport, validation, event-time ordering, the student learning every interaction (consume,
   decode, validate, train), timed from its first batch to its last interaction. The teacher's
   vectors for the item and user texts are computed before (``teacher`` below), so this row is
-  the rate the issue's goal names;
+  the rate the throughput goal names;
 - ``worker_eval_every_10``: the same, also ranking every 10th positive for the live metrics
   (the default ``coldstream worker``); ``worker_eval_every_1``: ranking every positive;
 - ``worker_with_teacher``: the same with the teacher encoding every item and user text inline

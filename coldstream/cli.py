@@ -525,8 +525,12 @@ def serve(
         Path | None, typer.Option(help="snapshot store [env: COLDSTREAM_SNAPSHOT_DIR]")
     ] = None,
     provider: Annotated[
-        str, typer.Option(help="auto (CUDA when it really works, else CPU), cuda or cpu")
-    ] = "auto",
+        str | None,
+        typer.Option(
+            help="auto (CUDA when it really works, else CPU), cuda or cpu "
+            "[env: COLDSTREAM_SERVE_PROVIDER; default auto]"
+        ),
+    ] = None,
     max_batch: Annotated[
         int | None, typer.Option(min=1, help="most users scored in one ONNX run [256]")
     ] = None,
@@ -544,7 +548,7 @@ def serve(
     topic_prefix: PrefixOpt = None,
 ) -> None:
     """Answer recommendation requests from the newest ONNX snapshot, reloading new ones."""
-    if provider not in ("auto", "cuda", "cpu"):
+    if provider is not None and provider not in ("auto", "cuda", "cpu"):
         raise typer.BadParameter(
             f"unknown provider {provider!r}: use auto, cuda or cpu", param_hint="--provider"
         )

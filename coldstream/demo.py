@@ -2,10 +2,11 @@
 
 1. start the embedded broker (or use ``--broker``, with topics of a prefix of their own);
 2. generate a dataset;
-3. start ``coldstream worker --role all`` (student, River, popularity in one process; snapshots
-   every 2 s) and ``coldstream serve``, as child processes;
-4. stream the events in, with a live display: published and applied events/s, Recall@20 of
-   the student vs River (all and brand-new items), the snapshot version being served;
+3. start ``coldstream worker --role all`` (student, River, item-kNN, popularity in one process;
+   snapshots every 2 s) and ``coldstream serve``, as child processes;
+4. stream the events in, with a live display: events published, read and learned, with rates
+   over the last seconds, the rolling Recall@20 of the student vs River (all and brand-new
+   items) and how many ranked positives it covers, the snapshot version being served;
 5. ask the inference worker for a few users, announce a brand-new item and show it being
    served (and where it ranks) seconds later;
 6. replay the topics into the prequential comparison and write the report (JSON, Markdown,

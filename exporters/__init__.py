@@ -1,3 +1,3 @@
-"""Snapshots, metrics and evaluation reports (issues 3 to 6)."""
+"""Snapshots, metrics and evaluation reports."""
 
 __all__: list[str] = []

@@ -1,6 +1,6 @@
 """Prometheus metrics of the worker, as one object built from a registry.
 
-Names are the contract of shared/DESIGN.md (prefix ``coldstream_``, base units, counters end in
+Names are the contract of docs/design.md (prefix ``coldstream_``, base units, counters end in
 ``_total``, never an id or offset in a label). Buckets are chosen for what each measures:
 event-to-model latency spans milliseconds to minutes (replays of old data read as old), a
 training step is milliseconds, teacher encoding is tens of milliseconds a batch.

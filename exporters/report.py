@@ -1,4 +1,4 @@
-"""Evaluation reports: ``report.json`` (the DESIGN.md format), ``report.md`` and PNG plots.
+"""Evaluation reports: ``report.json`` (the docs/design.md format), ``report.md`` and PNG plots.
 
 Written by ``coldstream evaluate`` (and ``replay``) into one directory:
 

@@ -1,4 +1,4 @@
-"""Prequential evaluation (test, then train), exactly as shared/DESIGN.md describes.
+"""Prequential evaluation (test, then train), exactly as docs/design.md describes.
 
 For each positive interaction (``value >= threshold``; every event when ``threshold`` is
 None, i.e. implicit data) every model ranks the full catalog of items that exist at that
@@ -73,7 +73,7 @@ class EvalResult:
     seconds: float = 0.0
 
     def report(self) -> dict[str, Any]:
-        """The ``report.json`` object of DESIGN.md."""
+        """The ``report.json`` object of docs/design.md."""
         return {
             "k": self.k,
             "events": self.events,

@@ -70,7 +70,7 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 #: latest interactions kept for the short replay horizon of a boost (the most it can ask for)
 RECENT = 4096
-#: floats per served item row, at most (DESIGN.md: one low-dimensional scoring space)
+#: floats per served item row, at most (docs/design.md: one low-dimensional scoring space)
 MAX_WIDTH = 128
 _BASIS_START = 16  # catalog size of the first teacher basis
 _ID_INIT_STD = 0.1  # without content, id vectors start random (all-zero rows would never move)

@@ -25,7 +25,7 @@ from streams.records import Interaction, Item, Record, User
 __all__ = ["load_checkpoint", "load_pretrained", "pretrain", "save_checkpoint"]
 
 _FORMAT = "coldstream-student"
-_VERSION = 2  # the student of DESIGN.md's one low-dimensional scoring space
+_VERSION = 2  # the student of one low-dimensional scoring space
 
 
 def save_checkpoint(student: Student, path: Path) -> Path:

@@ -1,3 +1,3 @@
-"""Inference workers that serve ONNX snapshots of the student (issue 5: not built yet)."""
+"""Inference workers that serve ONNX snapshots of the student."""
 
 __all__: list[str] = []

@@ -1,4 +1,4 @@
-"""Prometheus metrics of an inference worker (names: shared/DESIGN.md, "Metrics").
+"""Prometheus metrics of an inference worker (names: docs/design.md, "Contracts").
 
 Request latency buckets start at 100 µs: a top-20 over a small catalog answers in well under a
 millisecond, and percentiles computed from coarser buckets would say nothing.

@@ -14,10 +14,10 @@ waiting (up to ``serve_max_batch`` users) into one ONNX Runtime run.
 
 API (every answer names ``version``)::
 
-    GET  /recommend?user_id=U&k=20          {"version", "user_id", "known", "items": [...]}
-    POST /recommend {"user_ids": [...], "k": 20}     {"version", "results": [...]}
-    POST /score {"user_id": U, "item_ids": [...]}    {"version", "scores": [...]}
-    GET  /similar?item_id=I&k=10                     {"version", "item_id", "items": [...]}
+    GET  /recommend?user_id=U&k=20              {"version", "user_id", "known", "items": [...]}
+    POST /recommend {"user_ids": [...], "k": 20} {"version", "results": [...]}
+    POST /score {"user_id": U, "item_ids": [...]} {"version", "user_id", "known", "scores": [...]}
+    GET  /similar?item_id=I&k=10                 {"version", "item_id", "items": [...]}
 
 where each item is ``{"item_id", "score"}``.
     GET  /healthz   /readyz   /metrics

@@ -30,7 +30,7 @@ from streams.exceptions import StreamsError
 __all__ = ["CHECKPOINT_FILE", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
-#: 2: the student of issue 12 (one low-dimensional scoring space); its state differs from 1's
+#: 2: the redesigned student (one low-dimensional scoring space); its state differs from 1's
 _FORMAT = 2
 
 

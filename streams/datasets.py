@@ -4,7 +4,7 @@ Formats (``fmt``):
 
 - ``jsonl``: a directory with ``interactions.jsonl`` and optionally ``items.jsonl`` and
   ``users.jsonl`` (what ``coldstream generate`` writes), or a single ``.jsonl`` file of
-  interactions. One JSON object a line, in the fields of DESIGN.md (or a field map).
+  interactions. One JSON object a line, in the fields of docs/design.md (or a field map).
 - ``csv``: the same three files as ``.csv`` with a header row (a single ``.csv`` file is read as
   interactions). Lists such as ``tags`` are written ``a|b``; empty cells count as missing.
 - ``movielens``: a MovieLens directory, in any of its three layouts (:mod:`streams.movielens`):

@@ -1,6 +1,6 @@
 """Event records: what coldstream reads from and writes to its topics.
 
-Three kinds of event flow through coldstream (shared/DESIGN.md, "Contracts"): interactions,
+Three kinds of event flow through coldstream (docs/design.md, "Contracts"): interactions,
 items and users, each a frozen dataclass here. :mod:`streams.validation` turns message bytes
 into these records (or a reason why not); :func:`to_json` is their canonical JSON, and
 :func:`dead_letter` the message a rejected event becomes on the dead-letter topic.
@@ -216,7 +216,7 @@ def dead_letter(
     source: str | None = None,
     max_bytes: int = MAX_DEAD_LETTER_BYTES,
 ) -> bytes:
-    """The dead-letter message of DESIGN.md: ``{error, topic, partition, offset, raw}``.
+    """The dead-letter message of docs/design.md: ``{error, topic, partition, offset, raw}``.
 
     ``raw`` is the original message as text when it is UTF-8, else base64 with
     ``raw_encoding: "base64"``, so nothing is lost. ``reason`` is the short code used as the

@@ -7,10 +7,12 @@ disturbs a live group). It decides "the end" by reading until the broker has not
 ``idle_s`` seconds, instead of trusting ``end_offsets``, which some Kafka-compatible brokers
 (the embedded Tansu among them) answer wrongly.
 
-``check_reachable`` is the quick question asked before any Kafka client is built: does anything
-accept a TCP connection at one of the bootstrap addresses? A refused connection answers at once
-and a silent host within ``PROBE_TIMEOUT_S``, where the Kafka clients would retry for 30 s and
-log each retry.
+``check_reachable`` is the quick question asked before any Kafka client is built: does a Kafka
+broker answer at one of the bootstrap addresses? It connects over TCP and, on plaintext and
+SASL-plaintext listeners, sends an ApiVersions request and reads the answer's header (TLS
+listeners get the TCP check only). A refused connection answers at once and a silent host or a
+service that is not Kafka within ``PROBE_TIMEOUT_S``, where the Kafka clients would retry for
+30 s and log each retry.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from streams.exceptions import BrokerError
 
 __all__ = ["PROBE_TIMEOUT_S", "check_reachable", "ensure_topics", "read_topic", "unreachable"]
 
-#: how long a bootstrap address may take to accept a TCP connection before it counts as down
+#: how long a bootstrap address may take to connect and answer before it counts as down
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -53,8 +55,9 @@ def _address(server: str) -> tuple[str, int]:
 
 
 def check_reachable(settings: Settings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Raise :func:`unreachable` unless one bootstrap address accepts a TCP connection within
-    ``timeout_s`` (all addresses are tried in parallel, so the wait is one timeout at most)."""
+    """Raise :func:`unreachable` unless one bootstrap address accepts a connection (and, on a
+    plaintext listener, answers ApiVersions) within ``timeout_s``; all addresses are tried in
+    parallel, so the wait is about one timeout at most."""
     from concurrent.futures import ThreadPoolExecutor
 
     servers = [s for s in settings.broker.split(",") if s.strip()]

@@ -1,6 +1,6 @@
 """Validation: the bytes of one message in, a record or the reason it is not one out.
 
-Messages are UTF-8 JSON objects (shared/DESIGN.md, "Contracts"). :func:`parse` turns the bytes
+Messages are UTF-8 JSON objects (docs/design.md, "Contracts"). :func:`parse` turns the bytes
 of one message into a frozen record of :mod:`streams.records`, or into an
 :class:`~streams.records.Invalid` that says why not. It never raises, whatever
 the input, so a worker can route every bad message to the dead-letter topic and go on.

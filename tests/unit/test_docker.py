@@ -226,7 +226,7 @@ def test_every_panel_reads_metrics_the_code_registers() -> None:
         expr = q.promql()
         for a, b in ("()", "[]", "{}"):
             assert expr.count(a) == expr.count(b), f"{q.panel} {q.ref}: unbalanced {a}{b}"
-    wanted = {  # what the issue asks the dashboard to show
+    wanted = {  # what the dashboard must show
         "coldstream_events_total",
         "coldstream_dead_letters_total",
         "coldstream_event_to_model_seconds_bucket",

@@ -1,4 +1,4 @@
-"""Evaluation reports: the exact report.json of DESIGN.md, the Markdown tables, the plots."""
+"""Evaluation reports: the exact report.json of docs/design.md, the Markdown tables, the plots."""
 
 from __future__ import annotations
 
