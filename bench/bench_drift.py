@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from coldstream.threads import limit_threads
+from core.records import Item, Record, User
+from core.threads import limit_threads
 from models.catalog import Catalog
 from models.evaluation import EvalObserver, Prequential, run_prequential
 from models.monitor import Adaptation, Detection, DriftMonitor
 from models.registry import build_models
 from models.teacher import load_teacher
 from streams.datasets import open_dataset
-from streams.records import Item, Record, User
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 
 AFTER = 2000  # ranked events after the drift point that the short-term recall looks at

@@ -36,7 +36,7 @@ from kafka import KafkaProducer
 
 from bench.common import show
 from coldstream.children import Child, Http
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset

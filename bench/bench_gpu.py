@@ -39,8 +39,8 @@ import onnxruntime as ort
 
 from bench.bench_serving import STUDENT_DIM, TEACHER_DIM, USERS, bench_session, tables
 from bench.common import show
-from exporters.snapshot import SnapshotStore
 from serving.scorer import CUDA, Scorer
+from snapshotlib.store import SnapshotStore
 
 WIDTHS = {"exact": STUDENT_DIM + TEACHER_DIM}
 F32 = np.ndarray[Any, np.dtype[np.float32]]

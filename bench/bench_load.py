@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import show
-from coldstream.settings import Settings
+from core.records import to_json
+from core.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import to_json
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
 from streams.validation import parse

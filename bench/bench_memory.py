@@ -33,8 +33,8 @@ from prometheus_client import CollectorRegistry
 from rich.progress import Progress
 
 from bench.common import show
-from coldstream.settings import Settings
-from coldstream.threads import limit_threads
+from core.settings import Settings
+from core.threads import limit_threads
 from exporters.metrics import WorkerMetrics
 from models.student import Student
 from models.teacher import load_teacher

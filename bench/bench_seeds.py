@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.common import first_events, show
 from coldstream.commands.compare import embed
-from coldstream.threads import limit_threads
+from core.threads import limit_threads
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential, run_prequential
 from models.registry import build_models, parse_models

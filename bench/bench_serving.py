@@ -34,10 +34,11 @@ import orjson
 
 from bench.common import show
 from coldstream.children import Child
-from exporters.snapshot import CoocTables, ServingTables, SnapshotStore
 from models.cooc import top_boost, window_scores
 from models.student import StudentConfig
 from serving.scorer import Scorer
+from snapshotlib.store import SnapshotStore
+from snapshotlib.tables import CoocTables, ServingTables
 
 STUDENT_DIM, TEACHER_DIM = StudentConfig().dim, StudentConfig().teacher_rank
 USERS = 2000

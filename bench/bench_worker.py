@@ -47,8 +47,9 @@ from prometheus_client import CollectorRegistry
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import show
-from coldstream.settings import Settings
-from coldstream.threads import cores, limit_threads, torch_threads
+from core.records import Interaction, Item, User
+from core.settings import Settings
+from core.threads import cores, limit_threads, torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.registry import build_models
@@ -58,7 +59,6 @@ from streams.app import WorkerApp, run_worker
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import Interaction, Item, User
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
 from streams.transport import BatchApp, RecordBatch

@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
+from core.records import Interaction, Record
 from streams.datasets import open_dataset
 from streams.order import in_event_order
-from streams.records import Interaction, Record
 
 __all__ = ["first_events", "show"]
 

@@ -54,10 +54,10 @@ import orjson
 from kafka import KafkaProducer
 
 from coldstream.children import Child
-from coldstream.settings import Settings
+from core.records import Record, to_json
+from core.settings import Settings
 from streams.broker import EmbeddedBroker
 from streams.order import in_event_order
-from streams.records import Record, to_json
 from streams.synthetic import SyntheticConfig, SyntheticDataset, generate
 from streams.topics import ensure_topics
 from tests.dashboard_support import DASHBOARD, Query, load_dashboard, start_prometheus

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from coldstream.errors import ColdstreamError
+from core.errors import ColdstreamError
 
 __all__ = ["Child", "Http", "Samples"]
 

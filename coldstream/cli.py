@@ -28,9 +28,9 @@ from coldstream.commands.compare import (
     WindowOpt,
 )
 from coldstream.console import err, out, progress_bar
-from coldstream.errors import ColdstreamError
-from coldstream.logs import setup_logging
-from coldstream.settings import Settings
+from core.errors import ColdstreamError
+from core.logs import setup_logging
+from core.settings import Settings
 from streams.broker import MEMORY
 from streams.datasets import FORMAT_CHOICES, FORMAT_HELP
 
@@ -445,8 +445,8 @@ def replay(
     """Prequential comparison of the models on a range of the topics' history (read-only:
     no consumer group, nothing committed, nothing written)."""
     from coldstream.commands.compare import options, positive_threshold
-    from coldstream.errors import ConfigError
-    from coldstream.threads import limit_threads
+    from core.errors import ConfigError
+    from core.threads import limit_threads
     from streams.history import check_range, parse_from, parse_until
 
     try:
@@ -470,7 +470,7 @@ def replay(
         threshold=positive_threshold(feedback, threshold),
         window=window,
     )
-    from coldstream.threads import cores
+    from core.threads import cores
 
     opts = dataclasses.replace(opts, jobs=jobs or cores())
     settings = _settings(broker=broker, topic_prefix=topic_prefix, field_map=_field_map(field))

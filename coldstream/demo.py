@@ -36,8 +36,8 @@ from rich.table import Table
 
 from coldstream.children import Child, Http
 from coldstream.console import err, out, progress_bar
-from coldstream.errors import ColdstreamError
-from coldstream.settings import Settings
+from core.errors import ColdstreamError
+from core.settings import Settings
 
 __all__ = ["DemoResult", "run_demo"]
 

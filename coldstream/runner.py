@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, start_http_server
 
 from coldstream.console import err, out
-from coldstream.settings import Settings
-from coldstream.threads import limit_threads
+from core.settings import Settings
+from core.threads import limit_threads
 from exporters.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ def _snapshot_hook(
 ) -> Callable[[WorkerCore], bytes | None] | None:
     """The worker's snapshot hook: export the student to the snapshot store (roles with a
     student only; the baseline has nothing to serve)."""
-    from exporters.snapshot import SnapshotExporter, SnapshotStore
+    from exporters.snapshot import SnapshotExporter
     from models.student import Student
+    from snapshotlib.store import SnapshotStore
 
     student = core.models.get("student")
     if not isinstance(student, Student):

@@ -170,7 +170,7 @@ def combine(dense: F32, idx: I64, boost: F32, cold: npt.NDArray[np.bool_], imput
     interaction yet, so no co-occurrence can speak for it) the boost of the ``impute`` best
     warm items by ``dense`` score, summed and divided by ``impute`` (a cold item is treated as
     a typical leading candidate, neither lifted above nor pushed below them by the term).
-    The snapshot's ONNX graph computes the same (``exporters.snapshot``)."""
+    The snapshot's ONNX graph computes the same (``snapshotlib.graph``)."""
     out = dense.astype(np.float32, copy=True)
     if not len(idx):
         return out

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.records import Interaction, Item, Record, User
 from models.catalog import Catalog
 from models.protocol import Recommender, is_positive
-from streams.records import Interaction, Item, Record, User
 
 __all__ = ["SLICES", "EvalObserver", "EvalResult", "Prequential", "count_slice", "run_prequential"]
 

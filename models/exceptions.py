@@ -1,6 +1,6 @@
 """Errors of the learning core (teacher, models, evaluation)."""
 
-from coldstream.errors import ColdstreamError
+from core.errors import CheckpointError, ColdstreamError
 
 __all__ = ["CheckpointError", "ModelsError", "TeacherError", "UnknownModelError"]
 
@@ -15,7 +15,3 @@ class TeacherError(ModelsError):
 
 class UnknownModelError(ModelsError, ValueError):
     """A model name that coldstream does not know."""
-
-
-class CheckpointError(ModelsError):
-    """A checkpoint file is missing, unreadable or made for other dimensions."""

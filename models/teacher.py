@@ -12,7 +12,7 @@ Text recipe (:func:`text_of`), one for items and users, so the same words mean t
 ``"{title}. {text} Tags: {tag}, {tag}. {key}: {value}; {key}: {value}"``, leaving out empty
 parts; attribute keys in sorted order, values as text, lists joined by ", ".
 
->>> from streams.records import Item
+>>> from core.records import Item
 >>> text_of(Item("i1", "Dune", 0, text="Sand and spice.", tags=("sf",), attributes={"y": 1965}))
 'Dune. Sand and spice. Tags: sf. y: 1965'
 >>> t = HashingTeacher(dim=8)
@@ -32,8 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.records import Item, User
 from models.exceptions import TeacherError
-from streams.records import Item, User
 
 __all__ = [
     "HashingTeacher",

@@ -17,10 +17,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+import core.pickles
+from core.records import Interaction, Item, Record, User
 from models.catalog import Catalog
 from models.exceptions import CheckpointError
 from models.student import Student, StudentConfig
-from streams.records import Interaction, Item, Record, User
 
 __all__ = ["load_checkpoint", "load_pretrained", "pretrain", "save_checkpoint"]
 
@@ -51,7 +52,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: make one with models.transfer.pretrain")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, pickle_module=core.pickles)
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:

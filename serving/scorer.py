@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from exporters.snapshot import Snapshot
 from models.cooc import combine, top_boost, window_scores
+from snapshotlib.tables import Snapshot
 
 __all__ = ["Recommendation", "Scorer", "available_providers"]
 

@@ -43,11 +43,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from coldstream.errors import ColdstreamError
-from coldstream.settings import Settings
-from exporters.snapshot import SnapshotError, SnapshotStore
+from core.errors import ColdstreamError
+from core.settings import Settings
 from serving.metrics import InferenceMetrics
 from serving.scorer import Recommendation, Scorer
+from snapshotlib.exceptions import SnapshotError
+from snapshotlib.store import SnapshotStore
 
 __all__ = ["InferenceServer", "serve"]
 

@@ -1,9 +1,6 @@
 """Kafka side of coldstream: event records, datasets, the embedded broker, topics and loading."""
 
-from streams.broker import EmbeddedBroker
-from streams.datasets import BadRow, Dataset, open_dataset
-from streams.exceptions import BrokerError, DatasetError, StreamsError
-from streams.records import (
+from core.records import (
     FieldMap,
     Interaction,
     Invalid,
@@ -14,6 +11,9 @@ from streams.records import (
     dead_letter,
     to_json,
 )
+from streams.broker import EmbeddedBroker
+from streams.datasets import BadRow, Dataset, open_dataset
+from streams.exceptions import BrokerError, DatasetError, StreamsError
 from streams.validation import parse, parse_obj
 
 __all__ = [

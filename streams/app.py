@@ -30,7 +30,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.health import BrokerHealth
 from streams.transport import BatchApp, BatchConsumer, RecordBatch
 from streams.worker import DeadLetter, WorkerCore

@@ -25,17 +25,14 @@ from typing import Any
 
 import torch
 
-from streams.exceptions import StreamsError
+import core.pickles
+from core.errors import CheckpointError
 
 __all__ = ["CHECKPOINT_FILE", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 #: 2: the redesigned student (one low-dimensional scoring space); its state differs from 1's
 _FORMAT = 2
-
-
-class CheckpointError(StreamsError):
-    """A checkpoint exists but cannot be read."""
 
 
 def save_checkpoint(
@@ -73,7 +70,9 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[tuple[str, in
         return None
     try:
         # our own file: it holds numpy arrays and plain objects, not only tensors
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=core.pickles
+        )
     except Exception as exc:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); move it away to "

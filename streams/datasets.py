@@ -43,8 +43,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.records import FieldMap, Invalid, Limits, Record
 from streams.exceptions import DatasetError
-from streams.records import FieldMap, Invalid, Limits, Record
 from streams.validation import parse, parse_obj
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Errors of the streaming layer (broker, topics, datasets)."""
 
-from coldstream.errors import ColdstreamError
+from core.errors import ColdstreamError
 
 __all__ = ["BrokerError", "DatasetError", "StreamsError"]
 

@@ -11,7 +11,7 @@ turns that into
 - one log line per state change (lost, back after N s), a reminder every ``remind_s`` while
   it lasts, and a warning when the worker has not fetched for ``stall_warn_s`` although
   records wait. At each state change the Kafka clients' repeated messages are let through
-  once more (:func:`coldstream.logs.state_changed`); in between they are held back.
+  once more (:func:`core.logs.state_changed`); in between they are held back.
 
 A state must hold for ``settle_s`` before it counts, so a connection being re-established
 (closed for a moment between two fetches) is not an outage.
@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from coldstream.logs import state_changed
+from core.logs import state_changed
 from exporters.metrics import WorkerMetrics
 
 __all__ = ["BrokerHealth"]

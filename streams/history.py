@@ -53,11 +53,11 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 
-from coldstream.errors import ConfigError
-from coldstream.settings import Settings
+from core.errors import ConfigError
+from core.records import Invalid, Record
+from core.settings import Settings
 from streams.exceptions import BrokerError, StreamsError
 from streams.order import in_event_order
-from streams.records import Invalid, Record
 from streams.topics import check_reachable, unreachable
 from streams.validation import parse
 
@@ -117,7 +117,7 @@ Start(offset=None, time_ms=1704067201000))
     >>> parse_from("yesterday")
     Traceback (most recent call last):
     ...
-    coldstream.errors.ConfigError: 'yesterday' is not earliest, an offset or an ISO-8601 time; \
+    core.errors.ConfigError: 'yesterday' is not earliest, an offset or an ISO-8601 time; \
 write e.g. --from earliest, --from 5000 or --from 2024-05-01T12:00:00Z
     """
     s = text.strip()
@@ -164,7 +164,7 @@ def check_range(start: Start, until: Until) -> None:
     >>> check_range(parse_from("2024-01-02"), parse_until("2024-01-01"))
     Traceback (most recent call last):
     ...
-    coldstream.errors.ConfigError: --until 2024-01-01T00:00:00.000Z is not after \
+    core.errors.ConfigError: --until 2024-01-01T00:00:00.000Z is not after \
 --from 2024-01-02T00:00:00.000Z: the range would be empty; give an --until later than --from
     """
     if start.time_ms is not None and until.time_ms is not None and until.time_ms <= start.time_ms:

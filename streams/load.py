@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from coldstream.settings import Settings
+from core.records import dead_letter, to_json
+from core.settings import Settings
 from streams.datasets import Dataset
 from streams.exceptions import StreamsError
-from streams.records import dead_letter, to_json
 from streams.topics import check_reachable, unreachable
 
 __all__ = ["LoadError", "LoadReport", "publish_dataset"]

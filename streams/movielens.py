@@ -37,9 +37,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from core.records import Interaction, Invalid, Item, Record
 from streams.datasets import _csv_rows, _Reader
 from streams.exceptions import DatasetError
-from streams.records import Interaction, Invalid, Item, Record
 from streams.validation import parse_obj
 
 __all__ = ["EXPECTED", "GENRES_100K", "LAYOUTS", "Layout", "layout_of", "read_movielens"]

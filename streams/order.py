@@ -15,7 +15,7 @@ with the same key share a partition (``coldstream load`` keys every message), wh
 order is the order they were written in, i.e. the file's order. So this order is the same
 whether the events come from the file or from the topics, and so are the metrics.
 
->>> from streams.records import Interaction, Item
+>>> from core.records import Interaction, Item
 >>> recs = [Interaction("u2", "b", 5), Interaction("u1", "b", 5), Item("b", "B", 5),
 ...         Interaction("u1", "a", 5), Item("a", "A", 9)]
 >>> [f"{r.kind[:5]} {r.key} {r.ts}" for r in in_event_order(recs)]
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from core.records import Record
 from streams.datasets import KIND_ORDER  # one definition of items < users < interactions
-from streams.records import Record
 
 __all__ = ["KIND_ORDER", "event_key", "in_event_order"]
 

@@ -120,8 +120,8 @@ import numpy as np
 import orjson
 from threadpoolctl import threadpool_limits
 
+from core.records import Interaction, Item, Record, User, to_json
 from streams._vocab import DESCRIPTION_TEMPLATES, PROFILE_TEMPLATES, TITLE_TEMPLATES, TOPICS
-from streams.records import Interaction, Item, Record, User, to_json
 
 __all__ = ["SyntheticConfig", "SyntheticDataset", "generate", "write_jsonl"]
 

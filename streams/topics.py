@@ -28,7 +28,7 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.exceptions import BrokerError
 
 __all__ = ["PROBE_TIMEOUT_S", "check_reachable", "ensure_topics", "read_topic", "unreachable"]

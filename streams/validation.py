@@ -1,8 +1,8 @@
 """Validation: the bytes of one message in, a record or the reason it is not one out.
 
 Messages are UTF-8 JSON objects (docs/design.md, "Contracts"). :func:`parse` turns the bytes
-of one message into a frozen record of :mod:`streams.records`, or into an
-:class:`~streams.records.Invalid` that says why not. It never raises, whatever
+of one message into a frozen record of :mod:`core.records`, or into an
+:class:`~core.records.Invalid` that says why not. It never raises, whatever
 the input, so a worker can route every bad message to the dead-letter topic and go on.
 
 Rules, the same for every source (Kafka, jsonl, csv):
@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import orjson
 
-from streams.records import KINDS, FieldMap, Interaction, Invalid, Item, Limits, Record, User
+from core.records import KINDS, FieldMap, Interaction, Invalid, Item, Limits, Record, User
 
 __all__ = ["parse", "parse_obj"]
 

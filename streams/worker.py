@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from coldstream.settings import Settings
-from coldstream.threads import torch_threads
+from core.records import Interaction, Invalid, Item, User, dead_letter
+from core.settings import Settings
+from core.threads import torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
@@ -58,7 +59,6 @@ from models.registry import build_models
 from models.student import StudentConfig
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
-from streams.records import Interaction, Invalid, Item, User, dead_letter
 from streams.transport import RecordBatch
 from streams.validation import parse
 

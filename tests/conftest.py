@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.broker import EmbeddedBroker
 
 _prefixes = itertools.count()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from core.records import Interaction, Item
 from models.catalog import Catalog
 from models.evaluation import Prequential, run_prequential
 from models.student import Student
 from models.teacher import load_teacher
 from streams.order import in_event_order
-from streams.records import Interaction, Item
 from streams.synthetic import SyntheticConfig, generate
 
 NO_RANKING = 10**12  # Prequential(every=...): learn every event, rank none

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from coldstream.commands.groups import Group, merge, run_groups, split
 from coldstream.console import out, progress_bar
-from coldstream.errors import ColdstreamError
+from core.errors import ColdstreamError
+from core.records import Interaction, Item, Record, User
 from exporters.report import SLICE_ORDER, write_report
 from models.catalog import Catalog
 from models.evaluation import EvalResult, Prequential, run_prequential
@@ -30,7 +31,6 @@ from models.exceptions import TeacherError, UnknownModelError
 from models.registry import MODEL_NAMES, NEEDS_TEACHER, build_models, parse_models
 from models.teacher import load_teacher
 from streams.order import in_event_order
-from streams.records import Interaction, Item, Record, User
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -153,7 +153,7 @@ def positive_threshold(feedback: str, threshold: float | None) -> float | None:
 def embed(records: Sequence[Record], teacher: str | None) -> tuple[dict[tuple[str, str], Any], int]:
     """Encode every item and user text once with the teacher: ``({(kind, id): vector}, dim)``."""
     if teacher is None:
-        from coldstream.settings import Settings
+        from core.settings import Settings
 
         teacher = Settings.load().teacher_model
     try:

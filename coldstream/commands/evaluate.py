@@ -37,11 +37,11 @@ from coldstream.commands.compare import (
     positive_threshold,
 )
 from coldstream.console import err, out, progress_bar
-from coldstream.errors import ColdstreamError
-from coldstream.threads import cores, limit_threads
+from core.errors import ColdstreamError
+from core.records import Record
+from core.threads import cores, limit_threads
 from streams.datasets import FORMAT_CHOICES, FORMAT_HELP, FORMATS, open_dataset
 from streams.movielens import EXPECTED as MOVIELENS_FILES
-from streams.records import Record
 
 __all__ = ["evaluate", "pretrain"]
 
@@ -178,7 +178,7 @@ def _history(
     source: str, from_: str, until: str, topic_prefix: str | None, feedback: str
 ) -> tuple[list[Record], str]:
     """The topics' history over ``[--from, --until)``, as ``coldstream replay`` reads it."""
-    from coldstream.settings import Settings
+    from core.settings import Settings
     from streams.history import check_range, parse_from, parse_until, read_history
 
     if feedback not in ("implicit", "explicit"):

@@ -72,7 +72,7 @@ def _start(counter: Any) -> None:
 
 def _run(group: Group, events: list[Any], embeddings: dict[tuple[str, str], Any]) -> EvalResult:
     """One group's prequential loop (in a child process)."""
-    from coldstream.threads import limit_threads
+    from core.threads import limit_threads
     from models.catalog import Catalog
     from models.evaluation import Prequential, run_prequential
     from models.registry import build_models

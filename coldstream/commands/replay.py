@@ -15,7 +15,7 @@ from rich.table import Table
 
 from coldstream.commands.compare import Options, compare
 from coldstream.console import err, progress_bar
-from coldstream.settings import Settings
+from core.settings import Settings
 from models.evaluation import EvalResult
 from streams.history import History, HistoryError, Start, Until, read_history
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.broker import EmbeddedBroker, kafka_answers
 from streams.exceptions import BrokerError
 from streams.topics import ensure_topics

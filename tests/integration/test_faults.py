@@ -22,10 +22,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from coldstream.children import Child, Http, Samples
-from coldstream.settings import Settings
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
-from exporters.snapshot import SnapshotStore
 from models.teacher import load_teacher
+from snapshotlib.store import SnapshotStore
 from streams.app import WorkerApp, run_worker
 from streams.broker import EmbeddedBroker, free_port, kafka_answers
 from streams.checkpoint import load_checkpoint
@@ -287,7 +287,8 @@ def test_a_broker_killed_mid_stream_with_its_data_in_s3_loses_and_repeats_nothin
 _WRITER = """
 import sys
 from pathlib import Path
-from exporters.snapshot import SnapshotExporter, SnapshotStore
+from exporters.snapshot import SnapshotExporter
+from snapshotlib.store import SnapshotStore
 from tests.snapshot_support import trained_student
 student = trained_student(events=1500)[0]
 store = SnapshotStore(Path(sys.argv[1]), keep=3)

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from coldstream.cli import app
-from coldstream.settings import Settings
+from core.records import Interaction, Item, Record
+from core.settings import Settings
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import Interaction, Item, Record
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics, read_topic
 from streams.validation import parse

@@ -25,7 +25,7 @@ import pytest
 from kafka import KafkaProducer
 
 from coldstream.children import Child
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
 from streams.synthetic import SyntheticConfig, generate, write_jsonl

@@ -22,10 +22,11 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from coldstream.settings import Settings
-from exporters.snapshot import SnapshotExporter, SnapshotStore, serving_tables
+from core.settings import Settings
+from exporters.snapshot import SnapshotExporter, serving_tables
 from models.student import Student
 from serving.server import InferenceServer, serve
+from snapshotlib.store import SnapshotStore
 from streams.topics import ensure_topics
 from tests.snapshot_support import trained_student
 

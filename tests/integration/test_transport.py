@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from kafka import KafkaProducer
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.topics import ensure_topics
 from streams.transport import BatchApp, BatchConsumer, RecordBatch
 

@@ -20,7 +20,8 @@ from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from coldstream.settings import Settings
+from core.records import Interaction
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import Prequential, run_prequential
@@ -31,7 +32,6 @@ from streams.broker import free_port
 from streams.checkpoint import load_checkpoint
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
-from streams.records import Interaction
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics, read_topic
 from streams.worker import WorkerCore

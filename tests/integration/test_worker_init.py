@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from coldstream.cli import app
-from coldstream.settings import Settings
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.student import Student

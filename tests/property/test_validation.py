@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import (
+from core.records import (
     KINDS,
     FieldMap,
     Interaction,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from coldstream.threads import torch_threads
+from core.threads import torch_threads
 from models.catalog import Catalog
 from models.protocol import Recommender
 from models.registry import MODEL_NAMES, build_models

@@ -48,7 +48,7 @@ def test_window_scores_equal_a_dense_reference(alpha: float) -> None:
 
 
 def test_the_served_copy_scores_the_same_floats() -> None:
-    from exporters.snapshot import CoocTables
+    from snapshotlib.tables import CoocTables
 
     memory = Cooccurrence(0.75)
     for i in range(30):

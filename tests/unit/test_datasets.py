@@ -6,10 +6,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from core.records import FieldMap, Interaction, Item, Record, User
 from streams.datasets import detect_format, open_dataset
 from streams.exceptions import DatasetError
 from streams.movielens import GENRES_100K, layout_of
-from streams.records import FieldMap, Interaction, Item, Record, User
 from tests.movielens import write_movielens
 
 

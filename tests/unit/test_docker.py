@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.evaluation import SLICES
 from models.registry import MODEL_NAMES

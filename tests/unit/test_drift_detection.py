@@ -19,11 +19,11 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from coldstream.settings import Settings
+from core.records import to_json
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.teacher import load_teacher
 from streams.datasets import open_dataset
-from streams.records import to_json
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.transport import RecordBatch
 from streams.worker import WorkerCore

@@ -8,7 +8,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from coldstream.logs import RepeatFilter
+from core.logs import RepeatFilter
 from exporters.metrics import WorkerMetrics
 from streams.health import BrokerHealth
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.records import Interaction, Item
 from models.baselines import Popularity
 from models.catalog import Catalog
 from models.evaluation import Prequential, count_slice, run_prequential
-from streams.records import Interaction, Item
 from tests.unit.models_support import one_thread  # noqa: F401 (autouse fixture)
 
 

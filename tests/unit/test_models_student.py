@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.records import Interaction, Item
 from models.catalog import Catalog
 from models.cooc import combine
 from models.exceptions import CheckpointError
 from models.student import MAX_WIDTH, Student, StudentConfig
 from models.transfer import load_pretrained, pretrain, save_checkpoint
-from streams.records import Interaction, Item
 from tests.unit.models_support import (
     TINY,
     feed,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from core.records import Item, User
 from models.exceptions import TeacherError
 from models.teacher import SentenceTeacher, default_model_path, load_teacher, text_of
-from streams.records import Item, User
 
 
 @pytest.fixture(scope="session")

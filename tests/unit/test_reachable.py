@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from coldstream.settings import Settings
+from core.settings import Settings
 from streams.exceptions import BrokerError
 from streams.topics import _address, check_reachable
 

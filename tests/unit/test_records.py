@@ -6,7 +6,7 @@ import hashlib
 import orjson
 import pytest
 
-from streams.records import (
+from core.records import (
     FieldMap,
     Interaction,
     Invalid,
@@ -162,7 +162,7 @@ def test_dead_letter_keeps_raw_bytes() -> None:
     ],
 )
 def test_oversized_dead_letters_fit_and_keep_what_identifies_them(raw: bytes) -> None:
-    from streams.records import MAX_DEAD_LETTER_BYTES, dead_letter
+    from core.records import MAX_DEAD_LETTER_BYTES, dead_letter
 
     msg = dead_letter(
         Invalid("too_large", "message is big"), topic="t.items", partition=2, offset=7, raw=raw

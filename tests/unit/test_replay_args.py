@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from coldstream.cli import app
-from coldstream.errors import ConfigError
+from core.errors import ConfigError
 from streams import history
 from streams.broker import free_port
 from streams.history import Start, Until, check_range, parse_from, parse_until

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from coldstream.errors import ConfigError
-from coldstream.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 
 
 def test_defaults_follow_the_prefix() -> None:

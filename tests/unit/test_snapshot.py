@@ -11,19 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from exporters.snapshot import (
-    LATEST,
-    Snapshot,
-    SnapshotError,
-    SnapshotExporter,
-    SnapshotStore,
-    newest_event_ts,
-    open_snapshot,
-    serving_tables,
-)
+from exporters.snapshot import SnapshotExporter, newest_event_ts, serving_tables
 from models.cooc import combine
 from models.student import Student
 from serving.scorer import Scorer
+from snapshotlib.exceptions import SnapshotError
+from snapshotlib.store import SnapshotStore, open_snapshot
+from snapshotlib.tables import LATEST, Snapshot
 from tests.snapshot_support import trained_student
 
 K = 50
@@ -228,7 +222,7 @@ def test_exporter_records_metrics_and_announces(student: Student, tmp_path: Path
 
 @pytest.mark.parametrize("colds", [[], [3], [3, 7, 11]])
 def test_the_graph_computes_the_cooccurrence_term_like_numpy(colds: list[int]) -> None:
-    from exporters.snapshot import padded_rows, scoring_model
+    from snapshotlib.graph import padded_rows, scoring_model
 
     n, width, k, impute = 40, 8, 10, 5
     rng = np.random.default_rng(len(colds))

@@ -13,8 +13,8 @@ import numpy.typing as npt
 import orjson
 import pytest
 
+from core.records import Interaction, Item, User
 from streams._vocab import DESCRIPTION_TEMPLATES, TITLE_TEMPLATES, TOPICS
-from streams.records import Interaction, Item, User
 from streams.synthetic import SyntheticConfig, SyntheticDataset, generate, write_jsonl
 from streams.validation import parse
 

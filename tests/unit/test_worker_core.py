@@ -12,12 +12,12 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from coldstream.settings import Settings
+from core.records import Interaction, Item, Record, User, to_json
+from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.evaluation import _EXPIRE_EVERY
 from models.student import Student
 from models.teacher import HashingTeacher
-from streams.records import Interaction, Item, Record, User, to_json
 from streams.transport import RecordBatch
 from streams.worker import WorkerCore
 

@@ -4,7 +4,7 @@ Each package adds its own subclasses in its ``exceptions.py``; callers that want
 "anything coldstream said no to" catch :class:`ColdstreamError`.
 """
 
-__all__ = ["ColdstreamError", "ConfigError"]
+__all__ = ["CheckpointError", "ColdstreamError", "ConfigError"]
 
 
 class ColdstreamError(Exception):
@@ -13,3 +13,8 @@ class ColdstreamError(Exception):
 
 class ConfigError(ColdstreamError, ValueError):
     """A setting or CLI argument that cannot work, with the fix in the message."""
+
+
+class CheckpointError(ColdstreamError):
+    """A checkpoint (the worker's, or a pretrained student's) is missing, unreadable or was
+    written for another version or other dimensions."""

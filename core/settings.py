@@ -2,7 +2,7 @@
 
 Only this module reads the environment. Build it with :meth:`Settings.load`, which applies
 CLI overrides (``None`` means "not given") and turns validation errors into one
-:class:`~coldstream.errors.ConfigError` that says what to fix.
+:class:`~core.errors.ConfigError` that says what to fix.
 
 >>> s = Settings.load(broker="kafka://10.0.0.5:9093", topic_prefix="shop")
 >>> s.broker, s.topics.interactions, s.topics.dlq
@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coldstream.errors import ConfigError
-from streams.records import KINDS, FieldMap, Limits
+from core.errors import ConfigError
+from core.records import KINDS, FieldMap, Limits
 
 __all__ = ["Settings", "TopicNames"]
 
