@@ -1,4 +1,5 @@
-"""The inference worker of ``coldstream serve``: HTTP API, request batching, hot reload.
+"""The inference worker of ``coldstream serve``: the HTTP API (hot reload in
+:mod:`serving.watcher`, request batching in :mod:`serving.batcher`).
 
 Requests never wait for a reload. A new snapshot (announced on ``<prefix>.snapshots``, or seen
 as a change of ``LATEST``, polled every ``serve_poll_s``) is verified, loaded and warmed on a
@@ -32,22 +33,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from core.errors import ColdstreamError
 from core.settings import Settings
+from serving.batcher import Batcher
+from serving.exceptions import BadRequest
 from serving.metrics import InferenceMetrics
 from serving.scorer import Recommendation, Scorer
-from snapshotlib.exceptions import SnapshotError
+from serving.watcher import ReloadState, SnapshotWatcher
 from snapshotlib.store import SnapshotStore
 
 __all__ = ["InferenceServer", "serve"]
@@ -58,26 +57,11 @@ MAX_USERS_PER_REQUEST = 1024
 MAX_ITEMS_PER_SCORE = 10_000
 
 
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class _Job:
-    user_ids: list[str | None]
-    k: int
-    future: asyncio.Future[tuple[int, list[Recommendation]]]
-
-
-@dataclass
-class _Reload:
-    loaded: str | None = None  # directory name being served
-    rejected: set[str] = field(default_factory=set)
-
-
 class InferenceServer:
+    """The HTTP side of ``coldstream serve``: routes, validation, answers and metrics; the
+    :class:`~serving.watcher.SnapshotWatcher` keeps the scorer current and the
+    :class:`~serving.batcher.Batcher` scores ``/recommend`` requests in batches."""
+
     def __init__(
         self,
         settings: Settings,
@@ -96,17 +80,25 @@ class InferenceServer:
         self.registry = registry or CollectorRegistry()
         self.metrics = InferenceMetrics.create(self.registry)
         self.metrics.snapshot_version.set(0)
-        self.threads, self.announcements = threads, announcements
-        self.scorer: Scorer | None = None
-        self.state = _Reload()
-        self.max_batch = settings.serve_max_batch
-        self._queue: asyncio.Queue[_Job] | None = None
-        self._poke: asyncio.Event | None = None
-        self._score_pool = ThreadPoolExecutor(1, thread_name_prefix="coldstream-score")
-        self._load_pool = ThreadPoolExecutor(1, thread_name_prefix="coldstream-load")
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stop = threading.Event()
+        self.watcher = SnapshotWatcher(
+            settings,
+            self.store,
+            self.metrics,
+            threads=threads,
+            warm_batch=settings.serve_max_batch,
+            announcements=announcements,
+        )
+        self.batcher = Batcher(lambda: self.watcher.scorer, self.metrics, settings.serve_max_batch)
         self.app = self._build_app()
+
+    @property
+    def scorer(self) -> Scorer | None:
+        """The scorer being served (None before the first snapshot)."""
+        return self.watcher.scorer
+
+    @property
+    def state(self) -> ReloadState:
+        return self.watcher.state
 
     # -- lifecycle --------------------------------------------------------------------------
     def _build_app(self) -> web.Application:
@@ -124,197 +116,12 @@ class InferenceServer:
         return app
 
     async def _on_startup(self, _app: web.Application) -> None:
-        self._queue = asyncio.Queue()
-        self._poke = asyncio.Event()
-        self._poke.set()  # load LATEST right away
-        self._tasks = [
-            asyncio.create_task(self._batch_loop(), name="coldstream-batch"),
-            asyncio.create_task(self._watch(), name="coldstream-watch"),
-        ]
-        if self.announcements:
-            loop = asyncio.get_running_loop()
-            threading.Thread(
-                target=self._listen, args=(loop,), name="coldstream-announce", daemon=True
-            ).start()
+        self.batcher.start()
+        self.watcher.start()
 
     async def _on_cleanup(self, _app: web.Application) -> None:
-        self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._score_pool.shutdown(wait=False)
-        self._load_pool.shutdown(wait=False)
-
-    # -- snapshots --------------------------------------------------------------------------
-    async def _watch(self) -> None:
-        """Follow ``LATEST`` until cancelled. Nothing it meets ends it: a damaged ``LATEST`` or
-        an unreadable store is logged and counted (once per distinct failure, not per poll),
-        the served version stays, and the next poll tries again."""
-        assert self._poke is not None
-        failing: str | None = None
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.settings.serve_poll_s)
-            self._poke.clear()
-            try:
-                name = self.store.latest()
-                loaded, rejected = self.state.loaded, self.state.rejected
-                if name is not None and name != loaded and name not in rejected:
-                    await self.reload(name)
-                failing = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                if message != failing:
-                    failing = message
-                    self.metrics.watch_errors.inc()
-                    current = self.scorer.version if self.scorer is not None else "none"
-                    log.error("snapshot watcher: %s; still serving %s, retrying", message, current)
-
-    def watching(self) -> bool:
-        """Whether the snapshot watcher is running (``/healthz`` fails when it is not)."""
-        return any(t.get_name() == "coldstream-watch" and not t.done() for t in self._tasks)
-
-    async def reload(self, name: str) -> bool:
-        """Verify, load and warm ``name`` off the request path, then swap it in."""
-        loop = asyncio.get_running_loop()
-        t = time.perf_counter()
-        try:
-            scorer = await loop.run_in_executor(self._load_pool, self._load, name)
-        except SnapshotError as exc:
-            self._reject(name, exc.reason, str(exc))
-            return False
-        except Exception as exc:  # an unloadable model must not take the worker down
-            self._reject(name, "unreadable", f"{type(exc).__name__}: {exc}")
-            return False
-        old = self.scorer
-        if old is not None and scorer.version < old.version:
-            # LATEST is the authority: an operator pointing it back at an older version rolls back
-            log.warning("LATEST names %s, older than %s: rolling back", name, old.version)
-        self.scorer = scorer  # the swap: batches already running keep their old reference
-        self.state.loaded = name
-        m, manifest = self.metrics, scorer.snapshot.manifest
-        m.snapshot_load.observe(time.perf_counter() - t)
-        m.snapshot_version.set(scorer.version)
-        m.snapshot_created.set(float(manifest.get("created_at_ts") or 0.0))
-        m.set_provider(scorer.provider)
-        newest = manifest.get("newest_event_ts")
-        if newest is not None:
-            m.event_to_servable.observe(max(0.0, time.time() - newest / 1000.0))
-        log.info("serving snapshot %s on %s", scorer.version, scorer.provider)
-        return True
-
-    def _load(self, name: str) -> Scorer:
-        snapshot = self.store.open(name)
-        return Scorer(
-            snapshot,
-            provider=self.settings.serve_provider,
-            threads=self.threads,
-            warm_batch=self.max_batch,
-        )
-
-    def _reject(self, name: str, reason: str, message: str) -> None:
-        self.state.rejected.add(name)
-        self.metrics.snapshot_rejected.labels(reason=reason).inc()
-        current = self.scorer.version if self.scorer is not None else "none"
-        log.error("refused snapshot %s (%s); still serving %s", name, message, current)
-
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Thread: wake the watcher on each ``.snapshots`` announcement (LATEST polling is
-        the fallback, so a broker that is down or slow only costs the poll interval)."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        from streams.topics import check_reachable
-
-        topic = self.settings.topics.snapshots
-        try:
-            check_reachable(self.settings)
-        except ColdstreamError as exc:
-            log.warning("no snapshot announcements (%s); polling %s", exc, self.store.root)
-            return
-        try:
-            consumer = KafkaConsumer(
-                **self.settings.kafka_python_config(),
-                group_id=None,
-                enable_auto_commit=False,
-                consumer_timeout_ms=1000,
-            )
-        except Exception as exc:
-            log.warning("no snapshot announcements (%s); polling %s", exc, self.store.root)
-            return
-        try:
-            parts = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            if not tps:
-                log.warning("topic %s not found; polling %s only", topic, self.store.root)
-                return
-            consumer.assign(tps)
-            consumer.seek_to_end(*tps)
-            while not self._stop.is_set():
-                batch = consumer.poll(timeout_ms=200)
-                if any(batch.values()):
-                    poke = self._poke
-                    if poke is not None:
-                        loop.call_soon_threadsafe(poke.set)
-        except Exception as exc:
-            log.warning("snapshot announcements stopped (%s); polling continues", exc)
-        finally:
-            consumer.close()
-
-    # -- scoring ----------------------------------------------------------------------------
-    async def _batch_loop(self) -> None:
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await self._queue.get()]
-            users = len(jobs[0].user_ids)
-            while users < self.max_batch and not self._queue.empty():
-                job = self._queue.get_nowait()
-                jobs.append(job)
-                users += len(job.user_ids)
-            scorer = self.scorer  # one version for the whole batch
-            if scorer is None:
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(BadRequest("no snapshot loaded yet", 503))
-                continue
-            try:
-                results = await loop.run_in_executor(self._score_pool, self._run, scorer, jobs)
-            except Exception as exc:
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            self.metrics.batch_size.observe(users)
-            for job, res in zip(jobs, results, strict=True):
-                if not job.future.done():
-                    job.future.set_result((scorer.version, res))
-
-    @staticmethod
-    def _run(scorer: Scorer, jobs: list[_Job]) -> list[list[Recommendation]]:
-        # one ONNX run for every user of every job; k_max covers every job's k
-        users = [u for job in jobs for u in job.user_ids]
-        k = max(job.k for job in jobs)
-        recs = scorer.recommend(users, k)
-        out, at = [], 0
-        for job in jobs:
-            part = recs[at : at + len(job.user_ids)]
-            at += len(job.user_ids)
-            out.append([Recommendation(r.user_id, r.known, r.items[: job.k]) for r in part])
-        return out
-
-    async def _recommend(self, user_ids: list[str | None], k: int) -> tuple[int, list[Any]]:
-        assert self._queue is not None
-        if self.scorer is None:
-            raise BadRequest("no snapshot loaded yet: start a worker that exports one", 503)
-        future: asyncio.Future[tuple[int, list[Recommendation]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        await self._queue.put(_Job(user_ids, k, future))
-        return await future
+        await self.watcher.stop()
+        await self.batcher.stop()
 
     # -- handlers ---------------------------------------------------------------------------
     def _timed(
@@ -355,7 +162,7 @@ class InferenceServer:
         if not user_id:
             raise BadRequest("missing user_id: GET /recommend?user_id=U&k=20")
         k = self._k(request.query.get("k"))
-        version, [rec] = await self._recommend([user_id], k)
+        version, [rec] = await self.batcher.recommend([user_id], k)
         return {"version": version, **_rec(rec)}
 
     async def recommend_post(self, request: web.Request) -> dict[str, Any]:
@@ -370,7 +177,7 @@ class InferenceServer:
         if len(users) > MAX_USERS_PER_REQUEST:
             raise BadRequest(f"at most {MAX_USERS_PER_REQUEST} user_ids per request", 413)
         k = self._k(body.get("k"))
-        version, recs = await self._recommend(list(users), k)
+        version, recs = await self.batcher.recommend(list(users), k)
         return {"version": version, "results": [_rec(r) for r in recs]}
 
     async def score(self, request: web.Request) -> dict[str, Any]:
@@ -413,7 +220,7 @@ class InferenceServer:
         return scorer
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        if not self.watching():
+        if not self.watcher.watching():
             return _json({"status": "the snapshot watcher is not running: restart serve"}, 503)
         return _json({"status": "ok"})
 

@@ -305,7 +305,7 @@ def test_garbage_in_latest_never_stops_the_watcher(
         time.sleep(0.05)
     time.sleep(0.5)  # five more polls: counted once, not per poll
     assert srv.metrics()[key] == 1.0
-    assert srv.get("/healthz") == (200, {"status": "ok"}) and srv.server.watching()
+    assert srv.get("/healthz") == (200, {"status": "ok"}) and srv.server.watcher.watching()
     status, body = srv.get("/recommend?user_id=u&k=3")
     assert status == 200 and body["version"] == 2
     (root / "LATEST").write_text("00000001")  # repaired (an operator's rollback, too)
@@ -337,7 +337,8 @@ def test_healthz_fails_when_the_watcher_is_not_running(
 ) -> None:
     srv, _ = running
     assert srv.get("/healthz")[0] == 200
-    watch = next(t for t in srv.server._tasks if t.get_name() == "coldstream-watch")
+    watch = srv.server.watcher._task
+    assert watch is not None and watch.get_name() == "coldstream-watch"
     loop = watch.get_loop()
     loop.call_soon_threadsafe(watch.cancel)
     deadline = time.monotonic() + 5
