@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from models.idtable import IdTable
     from models.knn import ItemKNN
     from models.protocol import Recommender, is_positive, rank
-    from models.registry import MODEL_NAMES, NEEDS_TEACHER, build_models, parse_models
+    from models.registry import (
+        DEFAULT_MODELS,
+        MODEL_NAMES,
+        NEEDS_TEACHER,
+        REGISTRY,
+        ROLES,
+        ModelSpec,
+        build_models,
+        parse_models,
+    )
     from models.replay import ReplayBuffer
     from models.student import Student, StudentConfig
     from models.teacher import HashingTeacher, SentenceTeacher, TextEncoder, load_teacher, text_of
@@ -33,7 +42,11 @@ _EXPORTS = {
     "HashingTeacher": "models.teacher",
     "IdTable": "models.idtable",
     "ItemKNN": "models.knn",
+    "DEFAULT_MODELS": "models.registry",
     "MODEL_NAMES": "models.registry",
+    "REGISTRY": "models.registry",
+    "ROLES": "models.registry",
+    "ModelSpec": "models.registry",
     "NEEDS_TEACHER": "models.registry",
     "ModelsError": "models.exceptions",
     "Popularity": "models.baselines",
@@ -64,8 +77,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_MODELS",
     "MODEL_NAMES",
     "NEEDS_TEACHER",
+    "REGISTRY",
+    "ROLES",
     "SLICES",
     "Catalog",
     "CheckpointError",
@@ -74,6 +90,7 @@ __all__ = [
     "HashingTeacher",
     "IdTable",
     "ItemKNN",
+    "ModelSpec",
     "ModelsError",
     "Popularity",
     "Prequential",

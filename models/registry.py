@@ -1,4 +1,6 @@
-"""Model names and how to build them on a shared catalog: the one list every command asks.
+"""The model registry: every model's name, how to build it on a shared catalog, whether it
+reads teacher embeddings, and which worker roles run it. ``evaluate``, ``replay``, the worker
+and the contract suite all read this one table.
 
 - ``student``: the student (:mod:`models.student`); ``student_no_distill``,
   ``student_no_sequence``, ``student_no_content`` and ``student_no_cooc`` are its ablations,
@@ -12,7 +14,8 @@ Baseline settings are the ones ``bench/tune_baselines.py`` chose on development 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +27,13 @@ if TYPE_CHECKING:
     from models.student import StudentConfig
 
 __all__ = [
+    "DEFAULT_MODELS",
     "MODEL_NAMES",
     "NEEDS_TEACHER",
+    "REGISTRY",
+    "ROLES",
     "STUDENT_VARIANTS",
+    "ModelSpec",
     "build_models",
     "parse_models",
 ]
@@ -39,11 +46,87 @@ STUDENT_VARIANTS: dict[str, dict[str, Any]] = {
     "student_no_content": {"content": False, "distill": False},
     "student_no_cooc": {"cooc_weight": 0.0},
 }
-MODEL_NAMES = (*STUDENT_VARIANTS, "river", "item_knn", "popularity", "content")
-#: the models that read teacher embeddings (a comparison encodes texts only if one is asked)
-NEEDS_TEACHER = frozenset(
-    {"student", "student_no_distill", "student_no_sequence", "student_no_cooc", "content"}
-)
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a factory gets besides the catalog."""
+
+    threshold: float | None
+    seed: int
+    init: Path | None
+    config: StudentConfig | None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the registry."""
+
+    build: Callable[[Catalog, Build], Recommender]
+    needs_teacher: bool  # reads teacher embeddings (a comparison encodes texts only if asked)
+    roles: tuple[str, ...] = ()  # the worker roles that run it live
+
+
+def _student(name: str) -> Callable[[Catalog, Build], Recommender]:
+    def build(catalog: Catalog, b: Build) -> Recommender:
+        from models.student import Student, StudentConfig
+
+        cfg = replace(b.config or StudentConfig(), **STUDENT_VARIANTS[name])
+        student = Student(catalog, config=cfg, threshold=b.threshold, seed=b.seed, name=name)
+        if b.init is not None:
+            from models.transfer import load_pretrained
+
+            load_pretrained(student, b.init)
+        return student
+
+    return build
+
+
+def _river(catalog: Catalog, b: Build) -> Recommender:
+    from models.baselines import RiverMF
+
+    return RiverMF(catalog, threshold=b.threshold, seed=b.seed)
+
+
+def _item_knn(catalog: Catalog, b: Build) -> Recommender:
+    from models.knn import ItemKNN
+
+    return ItemKNN(catalog, threshold=b.threshold, seed=b.seed)
+
+
+def _popularity(catalog: Catalog, b: Build) -> Recommender:
+    from models.baselines import Popularity
+
+    return Popularity(catalog, threshold=b.threshold, seed=b.seed)
+
+
+def _content(catalog: Catalog, b: Build) -> Recommender:
+    from models.baselines import ContentSimilarity
+
+    return ContentSimilarity(catalog, threshold=b.threshold, seed=b.seed)
+
+
+#: every model, in the order reports list them
+REGISTRY: dict[str, ModelSpec] = {
+    "student": ModelSpec(_student("student"), True, ("student", "all")),
+    "student_no_distill": ModelSpec(_student("student_no_distill"), True),
+    "student_no_sequence": ModelSpec(_student("student_no_sequence"), True),
+    "student_no_content": ModelSpec(_student("student_no_content"), False),
+    "student_no_cooc": ModelSpec(_student("student_no_cooc"), True),
+    "river": ModelSpec(_river, False, ("baseline", "all")),
+    "item_knn": ModelSpec(_item_knn, False, ("all",)),
+    "popularity": ModelSpec(_popularity, False, ("all",)),
+    "content": ModelSpec(_content, True),
+}
+MODEL_NAMES = tuple(REGISTRY)
+#: what ``evaluate`` and ``replay`` compare by default: every model, the ablations included
+DEFAULT_MODELS = ",".join(MODEL_NAMES)
+NEEDS_TEACHER = frozenset(name for name, spec in REGISTRY.items() if spec.needs_teacher)
+#: worker role -> the models it runs (``coldstream worker --role``)
+ROLES: dict[str, tuple[str, ...]] = {
+    role: tuple(name for name, spec in REGISTRY.items() if role in spec.roles)
+    for role in ("student", "baseline", "all")
+}
 
 
 def parse_models(spec: str) -> list[str]:
@@ -80,33 +163,7 @@ def build_models(
     config: StudentConfig | None = None,
 ) -> dict[str, Recommender]:
     """One fresh model per name, all sharing ``catalog``; ``init`` starts the students from a
-    pretrained checkpoint (:func:`models.transfer.load_pretrained`)."""
-    from models.baselines import ContentSimilarity, Popularity, RiverMF
-    from models.knn import ItemKNN
-    from models.student import Student, StudentConfig
-
-    cfg = config or StudentConfig()
-    out: dict[str, Recommender] = {}
-    for name in parse_models(",".join(names)):
-        if name in STUDENT_VARIANTS:
-            student = Student(
-                catalog,
-                config=replace(cfg, **STUDENT_VARIANTS[name]),
-                threshold=threshold,
-                seed=seed,
-                name=name,
-            )
-            if init is not None:
-                from models.transfer import load_pretrained
-
-                load_pretrained(student, init)
-            out[name] = student
-        elif name == "river":
-            out[name] = RiverMF(catalog, threshold=threshold, seed=seed)
-        elif name == "item_knn":
-            out[name] = ItemKNN(catalog, threshold=threshold, seed=seed)
-        elif name == "popularity":
-            out[name] = Popularity(catalog, threshold=threshold, seed=seed)
-        else:
-            out[name] = ContentSimilarity(catalog, threshold=threshold, seed=seed)
-    return out
+    pretrained checkpoint (:func:`models.transfer.load_pretrained`), ``config`` replaces the
+    students' default configuration (each variant still changes its own fields)."""
+    b = Build(threshold=threshold, seed=seed, init=init, config=config)
+    return {name: REGISTRY[name].build(catalog, b) for name in parse_models(",".join(names))}

@@ -55,25 +55,19 @@ from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
 from models.monitor import Adaptation, Detection, DriftConfig, DriftMonitor
-from models.registry import build_models
+from models.registry import ROLES, build_models
 from models.student import StudentConfig
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
 from streams.transport import RecordBatch
 from streams.validation import parse
 
-__all__ = ["ROLES", "DeadLetter", "WorkerCore"]
+__all__ = ["DeadLetter", "WorkerCore"]
 
 log = logging.getLogger(__name__)
 
+
 #: role -> the models a worker of that role trains and evaluates
-ROLES: dict[str, tuple[str, ...]] = {
-    "student": ("student",),
-    "baseline": ("river",),
-    "all": ("student", "river", "item_knn", "popularity"),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     key: bytes | None

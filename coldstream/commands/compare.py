@@ -28,7 +28,7 @@ from exporters.report import SLICE_ORDER, write_report
 from models.catalog import Catalog
 from models.evaluation import EvalResult, Prequential, run_prequential
 from models.exceptions import TeacherError, UnknownModelError
-from models.registry import MODEL_NAMES, NEEDS_TEACHER, build_models, parse_models
+from models.registry import DEFAULT_MODELS, NEEDS_TEACHER, build_models, parse_models
 from models.teacher import load_teacher
 from streams.order import in_event_order
 
@@ -52,8 +52,6 @@ __all__ = [
     "options",
     "positive_threshold",
 ]
-
-DEFAULT_MODELS = ",".join(MODEL_NAMES)  # every model, the student's ablations included
 
 ModelsOpt = Annotated[str, typer.Option(help="comma-separated models to compare")]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="cut-off of Recall@K and NDCG@K")]

@@ -82,7 +82,7 @@ def worker(
     ] = None,
 ) -> None:
     """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
-    from streams.worker import ROLES
+    from models.registry import ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(
