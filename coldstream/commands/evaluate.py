@@ -179,7 +179,8 @@ def _history(
 ) -> tuple[list[Record], str]:
     """The topics' history over ``[--from, --until)``, as ``coldstream replay`` reads it."""
     from core.settings import Settings
-    from streams.history import check_range, parse_from, parse_until, read_history
+    from streams.history import read_history
+    from streams.ranges import check_range, parse_from, parse_until
 
     if feedback not in ("implicit", "explicit"):
         raise typer.BadParameter(

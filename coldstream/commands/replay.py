@@ -46,7 +46,8 @@ from coldstream.options import (
 from core.errors import ColdstreamError
 from core.settings import Settings
 from models.evaluation import EvalResult
-from streams.history import History, HistoryError, Start, Until, read_history
+from streams.history import History, HistoryError, read_history
+from streams.ranges import Start, Until
 
 __all__ = ["replay", "run_replay"]
 
@@ -160,7 +161,7 @@ def replay(
     from coldstream.commands.compare import options, positive_threshold
     from core.errors import ConfigError
     from core.threads import limit_threads
-    from streams.history import check_range, parse_from, parse_until
+    from streams.ranges import check_range, parse_from, parse_until
 
     try:
         start = parse_from(from_)

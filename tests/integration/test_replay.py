@@ -23,9 +23,10 @@ from core.settings import Settings
 from models.teacher import TextEncoder
 from streams.broker import EmbeddedBroker
 from streams.datasets import open_dataset
-from streams.history import Start, Until, read_history
+from streams.history import read_history
 from streams.load import publish_dataset
 from streams.order import in_event_order
+from streams.ranges import Start, Until
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics, read_topic
 from streams.validation import parse

@@ -12,7 +12,7 @@ from coldstream.cli import app
 from core.errors import ConfigError
 from streams import history
 from streams.broker import free_port
-from streams.history import Start, Until, check_range, parse_from, parse_until
+from streams.ranges import Start, Until, check_range, parse_from, parse_until
 
 runner = CliRunner()
 JAN1 = 1_704_067_200_000  # 2024-01-01T00:00:00Z in epoch ms
