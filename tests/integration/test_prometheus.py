@@ -147,8 +147,19 @@ def _drive(s: Stack, settings: Settings, interactions: int) -> None:
         _get(f"{serve}/recommend?user_id=u1&k=0")  # a 400, so error rates have a series
         _get(f"{serve}/similar?item_id=i1&k=5")
         _get(f"{serve}/score", orjson.dumps({"user_id": "u1", "item_ids": ["i1"]}))
+        time.sleep(0.1)  # a steady trickle of requests, not a wait for a condition
+    # Prometheus has it all once both targets were scraped twice after the traffic ended
+    after = time.time() + SCRAPE_S
+    deadline = time.monotonic() + 30 * SCRAPE_S
+    while True:
+        last = s.query("min(timestamp(up))")["data"]["result"]
+        if last and float(last[0]["value"][1]) >= after:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"Prometheus did not scrape both targets after the traffic: {last}"
+            )
         time.sleep(0.1)
-    time.sleep(2 * SCRAPE_S)
 
 
 @pytest.mark.parametrize("q", queries(), ids=lambda q: f"{q.panel}/{q.ref}")

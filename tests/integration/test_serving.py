@@ -228,14 +228,14 @@ def test_announced_snapshot_swaps_in_under_load_with_zero_failures(
         clients = [threading.Thread(target=client, args=(v,)) for v in seen]
         for c in clients:
             c.start()
-        time.sleep(0.5)
+        _until(lambda: all(seen), "every client answered by version 1")
         snap = exporter.export(trained[1])
         producer = KafkaProducer(**settings.kafka_python_config())
         producer.send(settings.topics.snapshots, key=b"snapshot", value=exporter.announcement(snap))
         producer.flush(10)
         producer.close()
         srv.wait_version(2)
-        time.sleep(0.5)
+        _until(lambda: all(v[-1] == 2 for v in seen), "every client answered by version 2")
         done.set()
         for c in clients:
             c.join(10)
@@ -325,7 +325,8 @@ def test_serve_started_on_a_damaged_latest_loads_once_it_is_repaired(
     exporter.export(trained[0])
     (settings.snapshot_dir / "LATEST").write_bytes(b"\x80\x81")
     with _serving(settings) as srv:
-        time.sleep(0.5)
+        key = ("coldstream_inference_watch_errors_total", ())
+        _until(lambda: srv.metrics().get(key, 0) >= 1, "the watcher met the damaged LATEST")
         assert srv.get("/readyz")[0] == 503
         assert srv.get("/healthz") == (200, {"status": "ok"})  # alive, and will load
         (settings.snapshot_dir / "LATEST").write_text("00000001")
@@ -347,6 +348,14 @@ def test_healthz_fails_when_the_watcher_is_not_running(
         time.sleep(0.02)
     status, body = srv.get("/healthz")
     assert status == 503 and "watcher" in body["status"]
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.02)
 
 
 def _wait_rejected(srv: Running, n: int, timeout: float = 10.0) -> None:
