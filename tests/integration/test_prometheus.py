@@ -24,13 +24,13 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from bench.dashboards import Query, queries, start_prometheus
 from coldstream.children import Child
 from core.settings import Settings
 from streams.datasets import open_dataset
 from streams.load import publish_dataset
 from streams.synthetic import SyntheticConfig, generate, write_jsonl
 from streams.topics import ensure_topics
-from tests.dashboard_support import Query, queries, start_prometheus
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from bench.dashboards import DASHBOARD, load_dashboard, panels, queries
 from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.evaluation import SLICES
 from models.registry import MODEL_NAMES
 from serving.metrics import InferenceMetrics
-from tests.dashboard_support import DASHBOARD, load_dashboard, panels, queries
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

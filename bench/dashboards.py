@@ -1,6 +1,6 @@
-"""The PromQL of the Grafana dashboard, for tests: every query of every panel, the metric names
-it reads, and the expression with Grafana's macros replaced, ready for Prometheus's HTTP API
-(``GET /api/v1/query?query=...``).
+"""The PromQL of the Grafana dashboard, for the tests and the dashboard picture: every query of
+every panel, the metric names it reads, and the expression with Grafana's macros replaced,
+ready for Prometheus's HTTP API (``GET /api/v1/query?query=...``).
 
 >>> qs = queries()
 >>> q = next(q for q in qs if "coldstream_events_total" in q.expr)
