@@ -46,21 +46,22 @@ makes it learn faster for a while (:mod:`models.monitor` decides when).
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from models import student_queries as _queries
+from models import student_state as _state
 from models.baselines import grow
 from models.catalog import Catalog
-from models.cooc import Cooccurrence, combine, top_boost, window_scores
+from models.cooc import Cooccurrence, combine
 from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
+from models.student_config import ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
 from models.towers import Towers, bucket, content_np
 from models.training import train_step
 
@@ -68,68 +69,8 @@ __all__ = ["MAX_WIDTH", "RECENT", "Student", "StudentConfig"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-#: latest interactions kept for the short replay horizon of a boost (the most it can ask for)
-RECENT = 4096
-#: floats per served item row, at most (docs/design.md: one low-dimensional scoring space)
-MAX_WIDTH = 128
 _BASIS_START = 16  # catalog size of the first teacher basis
 _ID_INIT_STD = 0.1  # without content, id vectors start random (all-zero rows would never move)
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """Hyper-parameters of the student (one default for every data set)."""
-
-    dim: int = 64  # id/content part of a row, of the query, of the id tables
-    teacher_rank: int = 32  # teacher part of a row: principal directions of the teacher space
-    hidden: int = 128  # content tower
-    history: int = 20  # recent interactions a query attends to
-    batch_size: int = 128  # fresh interactions per training step
-    replay_per_batch: int = 128
-    replay_size: int = 20_000
-    negatives: int = 1024  # uniformly sampled catalog items per step (besides in-batch ones)
-    lr_dense: float = 3e-3  # Adam, towers
-    lr_sparse: float = 0.1  # Adagrad, id rows
-    blend: float = 1.0  # interactions at which id and content weigh the same
-    distill: bool = True
-    distill_min_count: int = 5  # an item is warm (a distillation target) from this count
-    distill_weight: float = 1.0
-    sequence: bool = True  # False: the history window as an order-free mean (ablation)
-    content: bool = True  # False: no teacher at all (ablation)
-    user_min_count: int = 2  # frequency filter of the user id table
-    user_ttl_ms: int | None = None  # idle expiry of user state (event time)
-    max_users: int = 1_000_000  # bound on user rows and user state
-    refresh_items: int = 256  # cached content rows recomputed per step besides the batch's
-    fresh_scales: tuple[float, ...] = (200.0, 2_000.0, 20_000.0)  # in interactions learned
-    basis_until: int = 4_096  # the teacher basis is refitted as the catalog doubles up to this
-    # the co-occurrence term (models.cooc): weight 0 switches it off (ablation)
-    cooc_weight: float = 4.0  # boost = weight * log(1 + s(window, i))
-    cooc_alpha: float = 0.75  # s normalises by n_i ** alpha * n_j ** (1 - alpha)
-    cooc_window: int = 10  # the user's latest interactions that co-occur and score (<= history)
-    cooc_top: int = 256  # boosted items per query, at most
-    cooc_impute: int = 20  # cold items get the mean boost of this many leading warm items
-    cooc_neighbours: int = 500  # kept per item (its most frequent), bounding memory and work
-
-    def __post_init__(self) -> None:
-        if self.dim < 1 or self.teacher_rank < 0 or self.history < 1 or self.batch_size < 1:
-            raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
-        if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
-            raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
-        if self.cooc_window < 1 or self.cooc_impute < 0 or self.cooc_neighbours < 1:
-            raise ValueError("cooc_window >= 1, cooc_impute >= 0 and cooc_neighbours >= 1")
-        if self.dim + self.teacher_rank > MAX_WIDTH:
-            raise ValueError(
-                f"dim + teacher_rank is {self.dim + self.teacher_rank}: a served item row holds "
-                f"at most {MAX_WIDTH} floats"
-            )
-
-    @property
-    def width(self) -> int:
-        """Floats per served item row (and per query)."""
-        return self.dim + (self.teacher_rank if self.content else 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _UserState:
@@ -139,9 +80,6 @@ class _UserState:
         self.hist: list[int] = []  # catalog rows, oldest first, at most ``history``
         self.profile: F32 | None = None
         self.last = 0  # event time of the user's latest event, for expiry
-
-
-_ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "cr", "cbr", "tp")
 
 
 class Student:
@@ -197,7 +135,7 @@ class Student:
     # ---- protocol -----------------------------------------------------------------------
     def observe_item(self, index: int) -> None:
         size = index + 1
-        for name in (*_ITEM_ARRAYS, "_v", "_g", "_b"):
+        for name in (*ITEM_ARRAYS, "_v", "_g", "_b"):
             setattr(self, name, grow(getattr(self, name), size))
         self.fresh.observe(index, self.learned)
         self.cooc.observe_item(index)
@@ -282,84 +220,21 @@ class Student:
         return combine(out, idx, boost, self.cooc.n[:n] == 0, self.cfg.cooc_impute)
 
     def cooc_boost(self, user_id: str) -> tuple[I64, F32]:
-        """The co-occurrence term's boosted items and boosts for a user (their latest
-        ``cooc_window`` items as the window): what a snapshot's scorer computes from its copy
-        of the memory."""
-        st = self.state.get(user_id)
-        window = st.hist[-self.cfg.cooc_window :] if st is not None else []
-        idx, s = window_scores(window, self.cooc.neighbours, self.cooc.n, self.cfg.cooc_alpha)
-        return top_boost(idx, s, weight=self.cfg.cooc_weight, top=self.cfg.cooc_top)
+        """The co-occurrence term's boosted items and boosts for a user (as a snapshot's does)."""
+        return _queries.cooc_boost(self, user_id)
 
     # ---- serving --------------------------------------------------------------------------
     def query(self, user_id: str) -> F32:
-        """The user's side of the serving product (:attr:`StudentConfig.width` floats): one
-        user's :meth:`queries`, without the batch machinery (the evaluator asks per event)."""
-        cfg, w = self.cfg, self._w
-        st = self.state.get(user_id)
-        hist = st.hist[::-1] if st is not None else []
-        x = np.zeros(cfg.teacher_rank, dtype=np.float64)
-        if hist and len(self._v):
-            logits = w["pos"][: len(hist)] if cfg.sequence else np.zeros(len(hist))
-            att = np.exp(logits - logits.max())
-            att /= att.sum()
-            q = att @ self._v[hist]
-            if cfg.content:
-                x = w["sim"][0] * (att @ self.tp[hist])
-        else:
-            q = w["u0"].astype(np.float64)
-        row = self.users.get(user_id)
-        if row >= 0:
-            q = q + self.users.weight[row].numpy()
-        if not cfg.content:
-            return q.astype(np.float32)
-        if st is not None and st.profile is not None:
-            q = q + w["profile.weight"] @ st.profile + w["profile.bias"]
-            x = x + w["sim"][1] * (w["proj"] @ st.profile)
-        return np.concatenate([q, x]).astype(np.float32)
+        """The user's side of the serving product (:attr:`StudentConfig.width` floats)."""
+        return _queries.query(self, user_id)
 
     def queries(self, user_ids: list[str | None]) -> F32:
         """:meth:`query` for many users at once (``None``: a user the student never saw)."""
-        cfg, w = self.cfg, self._w
-        states = [None if u is None else self.state.get(u) for u in user_ids]
-        hist = np.full((len(states), cfg.history), -1, dtype=np.int64)
-        for r, st in enumerate(states):
-            if st is not None and st.hist:
-                hist[r, : len(st.hist)] = st.hist[::-1]
-        att = self._attention_np(hist >= 0)
-        safe = np.maximum(hist, 0)
-        if not len(self._v):  # no catalog yet: nobody has a history
-            safe = np.zeros((len(states), 0), dtype=np.int64)
-            att = att[:, :0]
-        q = np.einsum("rh,rhd->rd", att, self._v[safe])
-        q[att.sum(1) == 0] += w["u0"]
-        rows = np.array([-1 if u is None else self.users.get(u) for u in user_ids], np.int64)
-        known = rows >= 0
-        if known.any():
-            q[known] += self.users.weight[torch.from_numpy(rows[known])].numpy()
-        if not cfg.content:
-            return q.astype(np.float32)
-        x = w["sim"][0] * np.einsum("rh,rhk->rk", att, self.tp[safe])
-        for r, st in enumerate(states):
-            if st is not None and st.profile is not None:
-                q[r] += w["profile.weight"] @ st.profile + w["profile.bias"]
-                x[r] += w["sim"][1] * (w["proj"] @ st.profile)
-        return np.concatenate([q, x], axis=1).astype(np.float32)
+        return _queries.queries(self, user_ids)
 
     def serving_rows(self) -> tuple[F32, F32]:
-        """The served item matrix and bias, one row per catalog item: :meth:`score_all` is
-        ``rows @ query + bias``."""
-        n = len(self.catalog)
-        rows = self._v[:n]
-        if self.cfg.content:
-            rows = np.concatenate([rows, self._g[:n, None] * self.tp[:n]], axis=1)
-        return rows.astype(np.float32), self._b[:n].astype(np.float32)
-
-    def _attention_np(self, valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-        logits = np.where(valid, self._w["pos"] if self.cfg.sequence else 0.0, -np.inf)
-        top = np.max(logits, axis=1, keepdims=True)
-        e = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
-        total = e.sum(1, keepdims=True)
-        return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+        """The served item matrix and bias: :meth:`score_all` is ``rows @ query + bias``."""
+        return _queries.serving_rows(self)
 
     def _serve(self, rows: I64 | None = None) -> None:
         """Recompute the serving caches of ``rows`` (all rows: after a step)."""
@@ -490,27 +365,10 @@ class Student:
 
     # ---- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.cfg.to_dict(),
-            "name": self.name,
-            "seed": self.seed,
-            "towers": {k: v.clone() for k, v in self.towers.state_dict().items()},
-            "opt": copy.deepcopy(self.opt.state_dict()),  # else it shares the moment tensors
-            "gen": self.gen.get_state(),
-            "rng": self._rng.bit_generator.state,
-            "users": self.users.state_dict(),
-            "user_state": [(k, list(s.hist), s.profile, s.last) for k, s in self.state.items()],
-            "replay": self.replay.state_dict(),
-            "recent": [(u, i, list(h)) for u, i, h in self.recent],
-            "boost": (*self.boosted, self.last_loss),
-            "arrays": {k: getattr(self, k).copy() for k in (*_ITEM_ARRAYS, "_v", "_g", "_b")},
-            "fresh": self.fresh.state_dict(),
-            "cooc": self.cooc.state_dict(),
-            "pending": [(u, i, list(h)) for u, i, h in self.pending],
-            "counters": (self.steps, self.learned, self.now, self._refresh_at, self.basis_n),
-            "item_ids": list(self.catalog.ids),
-            "pretrained": {k: (v[0].copy(), v[1], v[2]) for k, v in self.pretrained.items()},
-        }
+        return _state.state_dict(self)
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        _state.load_state_dict(self, saved)
 
     def load_towers(self, towers: dict[str, torch.Tensor], opt: dict[str, Any]) -> bool:
         """Load dense weights and their optimiser state. A checkpoint from before the residual
@@ -523,33 +381,6 @@ class Student:
             raise KeyError(f"the checkpoint's student lacks {missing}")
         self.towers.init_residual()
         return False
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        current = self.load_towers(state["towers"], state["opt"])
-        self.gen.set_state(state["gen"])
-        self._rng.bit_generator.state = state["rng"]
-        self.users.load_state_dict(state["users"])
-        self.load_user_state(state["user_state"])
-        self.replay.load_state_dict(state["replay"])
-        self.recent = deque(((u, i, list(h)) for u, i, h in state["recent"]), RECENT)
-        *boosted, self.last_loss = state["boost"]
-        self.boosted = (float(boosted[0]), int(boosted[1]), int(boosted[2]))
-        for k, v in state["arrays"].items():
-            setattr(self, k, v.copy())
-        if not current:  # cached residual rows, computed below
-            self.cr, self.cbr = np.zeros_like(self.cv), np.zeros_like(self.cb)
-        self.fresh.load_state_dict(state["fresh"])
-        self.cooc = Cooccurrence(self.cfg.cooc_alpha, neighbours=self.cfg.cooc_neighbours)
-        if "cooc" in state:
-            self.cooc.load_state_dict(state["cooc"])
-        for index in range(len(self.cooc.n), len(self.n)):
-            self.cooc.observe_item(index)  # a checkpoint from before the co-occurrence term
-        self.pending = [(u, i, list(h)) for u, i, h in state["pending"]]
-        self.steps, self.learned, self.now, self._refresh_at, self.basis_n = state["counters"]
-        self.pretrained = {k: (v[0].copy(), v[1], v[2]) for k, v in state["pretrained"].items()}
-        self._w = self.towers.numpy_weights()
-        if not current:
-            self.sync_weights()
 
     def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:
         self.state = OrderedDict()
