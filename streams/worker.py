@@ -36,21 +36,16 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.records import Interaction, Invalid, Item, User, dead_letter
+from core.records import Invalid, Item, User, dead_letter
 from core.settings import Settings
-from core.threads import torch_threads
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
 from models.evaluation import SLICES, Prequential
@@ -59,6 +54,8 @@ from models.registry import ROLES, build_models
 from models.student import StudentConfig
 from models.teacher import TextEncoder, text_of
 from streams.checkpoint import load_checkpoint, save_checkpoint
+from streams.encoding import TeacherQueue
+from streams.ordering import EventOrder, _Parked, _Waiting  # (older checkpoints name them here)
 from streams.transport import RecordBatch
 from streams.validation import parse
 
@@ -67,7 +64,6 @@ __all__ = ["DeadLetter", "WorkerCore"]
 log = logging.getLogger(__name__)
 
 
-#: role -> the models a worker of that role trains and evaluates
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     key: bytes | None
@@ -75,40 +71,7 @@ class DeadLetter:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoding:
-    """Texts the teacher's thread encodes: the events they belong to, waiting for ``job``."""
-
-    job: Future[Any]  # -> their vectors
-    kind: str
-    order: int
-    keys: list[tuple[str, int]]  # (id, event time)
-    since: float  # when they arrived (clock)
-
-
-@dataclass
-class _Parked:
-    rec: Interaction
-    since: float
-
-
-@dataclass
-class _Waiting:
-    """An event waiting for the watermark to pass its time (an interaction, or an item or
-    user event with its teacher vector). The heap holds ``(ts, order, seq, waiting)`` tuples,
-    so ordering is a C tuple comparison (``seq`` is unique): a dataclass ``__lt__`` cost
-    several microseconds per event."""
-
-    ts: int
-    order: int  # items before users at equal times, as in datasets
-    seq: int
-    since: float = field(compare=False)
-    kind: str = field(compare=False)
-    key: str = field(compare=False)
-    vector: Any = field(compare=False)
-
-
-class WorkerCore:
+class WorkerCore(EventOrder):
     def __init__(
         self,
         settings: Settings,
@@ -182,12 +145,10 @@ class WorkerCore:
         #: the app snapshots when it moves, also between batches
         self.released = 0
         self._rolling: list[tuple[np.ndarray, np.ndarray]] = []
-        # ``encode_async``: the teacher encodes in its own thread, off the learning path; the
-        # batches it works on, oldest first
-        self._encoder = (
-            ThreadPoolExecutor(1, thread_name_prefix="coldstream-teacher") if encode_async else None
+        # ``encode_async``: the teacher encodes in its own thread, off the learning path
+        self.encoding = TeacherQueue(
+            teacher, metrics, settings.teacher_threads, self._enqueue, clock, threads=encode_async
         )
-        self._encoding: deque[_Encoding] = deque()
         #: how long events newer than an item being encoded wait for it (then they go on, and
         #: the item joins when ready; its own interactions always wait for it)
         self.encode_hold_s = encode_hold_s
@@ -230,7 +191,7 @@ class WorkerCore:
         )
         if not records:
             return []
-        self._collect()
+        self.encoding.collect()
         t = time.perf_counter()
         dead: list[DeadLetter] = []
         valid: list[Any] = []
@@ -275,7 +236,7 @@ class WorkerCore:
             return
         latest = {it.item_id: it for it in items}  # a repeated id in one batch: newest wins
         keys = [(it.item_id, it.ts) for it in latest.values()]
-        self._submit("item", 0, keys, [text_of(it) for it in latest.values()])
+        self.encoding.submit("item", 0, keys, [text_of(it) for it in latest.values()])
 
     def _users(self, users: Sequence[User]) -> None:
         texts = {u.user_id: text_of(u) for u in users}  # a repeated id in one batch: newest wins
@@ -283,151 +244,9 @@ class WorkerCore:
         if not with_text:
             return
         ts = {u.user_id: u.ts for u in users}
-        self._submit("user", 1, [(uid, ts[uid]) for uid in with_text], list(with_text.values()))
-
-    def _submit(self, kind: str, order: int, keys: list[tuple[str, int]], texts: list[str]) -> None:
-        """Encode ``texts`` and let the events wait for the watermark: at once, or in the
-        teacher's thread (then :meth:`_collect` picks the vectors up, in submission order)."""
-        if self._encoder is None:
-            self._enqueue(kind, order, keys, self._encode(texts), self.clock())
-        else:
-            job = self._encoder.submit(self._encode, texts, threads=False)
-            self._encoding.append(_Encoding(job, kind, order, keys, self.clock()))
-
-    def _enqueue(
-        self, kind: str, order: int, keys: list[tuple[str, int]], vectors: Any, now: float
-    ) -> None:
-        for (key, ts), vec in zip(keys, vectors, strict=True):
-            self._wait(_Waiting(ts, order, self._next(), now, kind, key, vec))
-
-    def _collect(self, wait: bool = False) -> None:
-        """Queue the events whose vectors the teacher's thread has finished (all: ``wait``).
-        An encoding that failed raises here, on the learning path, as a synchronous one would."""
-        while self._encoding and (wait or self._encoding[0].job.done()):
-            e = self._encoding.popleft()
-            self._enqueue(e.kind, e.order, e.keys, e.job.result(), e.since)
-
-    def _encode(self, texts: list[str], threads: bool = True) -> Any:
-        t = time.perf_counter()
-        # torch's thread count is per process: the teacher's own thread leaves it be; on the
-        # learning path it encodes on more threads than the student trains with
-        limit: AbstractContextManager[None] = nullcontext()
-        if threads:
-            limit = torch_threads(self.settings.teacher_threads)
-        with limit:
-            vectors = self.teacher.encode(texts)
-        self.metrics.teacher_encode.observe(time.perf_counter() - t)
-        return vectors
-
-    def _next(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def _wait(self, w: _Waiting) -> None:
-        heapq.heappush(self._heap, (w.ts, w.order, w.seq, w))
-
-    @property
-    def waiting(self) -> list[_Waiting]:
-        """The events not applied yet, in the order they will be."""
-        return [e[3] for e in sorted(self._heap)]
-
-    def watermark(self) -> float:
-        """Event time up to which every input partition has been read: the oldest newest-time
-        among partitions that still have a backlog (+inf when none has; -inf while one with a
-        backlog has delivered nothing yet). Everything up to it can be applied in order."""
-        lagging = self.sources()
-        mark = min((self._frontier.get(tp, -math.inf) for tp in lagging), default=math.inf)
-        if self._encoding:  # nothing passes an item or profile being encoded, for a while
-            since = self.clock() - self.encode_hold_s
-            held = [ts for e in self._encoding if e.since > since for _, ts in e.keys]
-            if held:
-                mark = min(mark, min(held) - 1)
-        return mark
-
-    def _release(self, until_ts: float | None) -> int:
-        """Hand the models everything waiting up to ``until_ts`` (None: all), in event-time
-        order. A released item's parked interactions rejoin the heap at their own times, so
-        they interleave with the other waiting events instead of following their item."""
-        heap, ev = self._heap, self.evaluator
-        now = self.clock()
-        n = 0
-        while heap and (until_ts is None or heap[0][0] <= until_ts):
-            w = heapq.heappop(heap)[3]
-            if w.kind == "interaction":
-                n += self._apply(w.vector, now, force=False)
-            elif w.kind == "item":
-                ev.item(self.catalog.add(w.key, w.vector, w.ts))
-                self.metrics.item_to_rankable.observe(max(0.0, self.clock() - w.ts / 1000.0))
-                for p in self.parked.pop(w.key, ()):
-                    self._wait(
-                        _Waiting(p.rec.ts, 2, self._next(), p.since, "interaction", w.key, p.rec)
-                    )
-            else:
-                ev.user(w.key, w.vector)
-            self.released += 1
-        self._count(n)
-        return n
-
-    def _timed(self, n: int, since: float) -> None:
-        if n:
-            self.metrics.train_batch.observe(time.perf_counter() - since)
-            self.metrics.train_batch_size.observe(n)
-
-    def _apply_forced(self, recs: list[Interaction]) -> None:
-        """Apply, in time order and unranked where the item is unknown, what waited too long."""
-        t, now = time.perf_counter(), self.clock()
-        n = sum(self._apply(rec, now, force=True) for rec in sorted(recs, key=lambda r: r.ts))
-        self.released += n
-        self._count(n)
-        self._timed(n, t)
-
-    def _apply(self, rec: Interaction, now: float, force: bool) -> int:
-        """Rank-then-learn one interaction; park it (0) if its item is unknown, unless forced."""
-        cat, ev = self.catalog, self.evaluator
-        idx = cat.get(rec.item_id)
-        ranked = idx is not None
-        if idx is None:
-            if not force:
-                self.parked.setdefault(rec.item_id, []).append(_Parked(rec, now))
-                return 0
-            ev.unannounced += 1
-            idx = cat.add(rec.item_id, None)
-            ev.item(idx)
-        ev.interaction(rec.user_id, idx, rec.value, rec.ts, rank=ranked)
-        self.metrics.event_to_model.observe(max(0.0, now - rec.ts / 1000.0))
-        return 1
-
-    def _count(self, n: int) -> None:
-        if n:
-            self.model_events += n
-            self.metrics.model_events.set(self.model_events)
-
-    def _release_stale(self) -> None:
-        """Interactions parked ``park_s`` for an item that never came are applied unranked."""
-        if not self.parked:
-            return
-        limit = self.clock() - self.park_s
-        encoding = {key for e in self._encoding if e.kind == "item" for key, _ in e.keys}
-        stale = [k for k, v in self.parked.items() if v[0].since <= limit and k not in encoding]
-        if stale:
-            self._apply_forced([p.rec for k in stale for p in self.parked.pop(k)])
-
-    def tick(self) -> None:
-        """Called periodically, also when no batch arrives: moves on what the watermark passed
-        (a partition may have caught up) and what waited ``park_s``."""
-        self._collect()
-        t = time.perf_counter()  # before the release: it is what takes the time
-        self._timed(self._release(self.watermark()), t)
-        self._release_stale()
-
-    def flush(self) -> None:
-        """Apply everything that waits, now (at shutdown, or when the input is idle)."""
-        self._collect(wait=True)
-        self._release(None)
-        if self.parked:
-            recs = [p.rec for v in self.parked.values() for p in v]
-            self.parked.clear()
-            self._apply_forced(recs)
+        self.encoding.submit(
+            "user", 1, [(uid, ts[uid]) for uid in with_text], list(with_text.values())
+        )
 
     def _on_drift(self, d: Detection) -> None:
         m = self.metrics
@@ -506,9 +325,7 @@ class WorkerCore:
 
     def close(self) -> None:
         """Stop the teacher's thread (after the events it encodes are queued)."""
-        if self._encoder is not None:
-            self._collect(wait=True)
-            self._encoder.shutdown()
+        self.encoding.close()
 
     def flush_models(self) -> None:
         """Apply every model's pending micro-batch (before a snapshot and at shutdown).
@@ -520,7 +337,7 @@ class WorkerCore:
 
     def checkpoint(self, directory: Path) -> Path:
         t = time.perf_counter()
-        self._collect(wait=True)  # the events being encoded join the checkpointed state
+        self.encoding.collect(wait=True)  # the events being encoded join the checkpointed state
         path = save_checkpoint(directory, self.state_dict(), dict(self.offsets))
         self.metrics.checkpoint.observe(time.perf_counter() - t)
         return path
