@@ -32,10 +32,10 @@ from faust.types import TP
 
 from core.settings import Settings
 from streams.health import BrokerHealth
-from streams.transport import BatchApp, BatchConsumer, RecordBatch
+from streams.transport import BatchApp, BatchConsumer, RecordBatch, credentials, end_offset
 from streams.worker import DeadLetter, WorkerCore
 
-__all__ = ["WorkerApp", "credentials", "run_worker"]
+__all__ = ["WorkerApp", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +44,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_STEP_S = 2.5
 #: seconds a snapshot announcement may wait for delivery while running
 ANNOUNCE_S = 10.0
-
-
-def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    """Faust credentials from the settings' SASL/SSL options (None for PLAINTEXT)."""
-    proto = settings.security_protocol
-    if proto == "PLAINTEXT":
-        return None
-    ssl_context = settings.aiokafka_config().get("ssl_context")
-    if proto.startswith("SASL"):
-        assert settings.sasl_password is not None
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value(),
-            mechanism=settings.sasl_mechanism,
-            ssl_context=ssl_context,
-        )
-    return faust.SSLCredentials(ssl_context)
 
 
 class WorkerApp:
@@ -230,7 +213,7 @@ class WorkerApp:
         out = set()
         for tp in assignment:
             key = (tp.topic, tp.partition)
-            highwater = _highwater(consumer, tp)
+            highwater = end_offset(consumer, tp)
             applied = self.core.offsets.get(key, self._start.get(key, 0))
             if highwater is None or applied < highwater:
                 out.add(key)
@@ -258,7 +241,7 @@ class WorkerApp:
             return
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
-            highwater = _highwater(consumer, tp)
+            highwater = end_offset(consumer, tp)
             applied = self.core.offsets.get(key)
             if highwater is not None and applied is not None and applied > highwater:
                 self.core.reset_partition(key, 0, highwater)
@@ -274,7 +257,7 @@ class WorkerApp:
         waiting = False
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
-            highwater = _highwater(consumer, tp)
+            highwater = end_offset(consumer, tp)
             if highwater is None:
                 continue
             behind = max(0, highwater - self.core.offsets.get(key, self._start.get(key, 0)))
@@ -330,7 +313,7 @@ class WorkerApp:
         out = {}
         for (t, p), o in self.core.offsets.items():
             tp = TP(t, p)
-            if tp in assigned and ((end := _highwater(consumer, tp)) is None or o <= end):
+            if tp in assigned and ((end := end_offset(consumer, tp)) is None or o <= end):
                 out[tp] = o
         return out
 
@@ -345,15 +328,6 @@ class WorkerApp:
                 await consumer.seek(tp, offset)
             # where reading starts: the checkpoint, else the committed offset (else earliest)
             self._start[key] = offset if offset is not None else consumer.delivery_position(tp) or 0
-
-
-def _highwater(consumer: BatchConsumer, tp: TP) -> int | None:
-    """The partition's end as last fetched; None when not known, or when the partition is no
-    longer assigned (the consumer thread rebalanced since the assignment was read)."""
-    try:
-        return consumer.highwater(tp)
-    except AssertionError:  # aiokafka: "Partition is not assigned"
-        return None
 
 
 def _ignore_result(f: asyncio.Future[Any]) -> None:

@@ -44,7 +44,16 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from mode import Service
 
-__all__ = ["BatchApp", "BatchConsumer", "BatchTransport", "RecordBatch"]
+from core.settings import Settings
+
+__all__ = [
+    "BatchApp",
+    "BatchConsumer",
+    "BatchTransport",
+    "RecordBatch",
+    "credentials",
+    "end_offset",
+]
 
 
 class RecordBatch:
@@ -203,3 +212,29 @@ class BatchApp(faust.App):
     def _new_transport(self) -> BatchTransport:
         # like faust.App._new_transport: no loop argument, the transport resolves it lazily
         return BatchTransport(self.conf.broker_consumer, self)
+
+
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials from the settings' SASL/SSL options (None for PLAINTEXT)."""
+    proto = settings.security_protocol
+    if proto == "PLAINTEXT":
+        return None
+    ssl_context = settings.aiokafka_config().get("ssl_context")
+    if proto.startswith("SASL"):
+        assert settings.sasl_password is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+def end_offset(consumer: BatchConsumer, tp: TP) -> int | None:
+    """The partition's end as last fetched; None when not known, or when the partition is no
+    longer assigned (the consumer thread rebalanced since the assignment was read)."""
+    try:
+        return consumer.highwater(tp)
+    except AssertionError:  # aiokafka: "Partition is not assigned"
+        return None
