@@ -1,130 +1,33 @@
 """The inference worker for real: HTTP on loopback, ONNX Runtime sessions, snapshots announced
-on the embedded broker, hot reload under load, refusal of tampered snapshots, /metrics."""
+on the embedded broker and swapped in under load, /metrics, a worker's snapshots served."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import Settings
-from exporters.snapshot import SnapshotExporter, serving_tables
+from exporters.snapshot import SnapshotExporter
 from models.student import Student
-from serving.server import InferenceServer, serve
 from snapshotlib.store import SnapshotStore
 from streams.topics import ensure_topics
-from tests.snapshot_support import trained_student
+from tests.serving_support import (
+    KEY,
+    Running,
+    serving,
+    signed_exporter,
+    until,
+)
 
 pytestmark = pytest.mark.integration
-
-KEY = "test-snapshot-key"
-
-
-@dataclass
-class Running:
-    server: InferenceServer
-    port: int
-    settings: Settings
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return _call(urllib.request.Request(self.url(path)))
-
-    def post(self, path: str, body: bytes) -> tuple[int, Any]:
-        req = urllib.request.Request(self.url(path), data=body, method="POST")
-        req.add_header("Content-Type", "application/json")
-        return _call(req)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = urllib.request.urlopen(self.url("/metrics"), timeout=5).read().decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text)
-            for s in fam.samples
-        }
-
-    def wait_version(self, version: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, body = self.get("/readyz")
-            if status == 200 and body["version"] >= version:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"version {version} not served within {timeout} s: {body}")
-
-
-def _call(req: urllib.request.Request) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[Student, Student]:
-    """The same stream twice: a student halfway through, and one at the end (two versions)."""
-    return trained_student(until=0.5)[0], trained_student()[0]
-
-
-@contextlib.contextmanager
-def _serving(settings: Settings) -> Iterator[Running]:
-    """An inference worker on a free loopback port, in a thread with its own event loop."""
-    server = InferenceServer(settings, threads=1)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    bound: list[int] = []
-    started = threading.Event()
-
-    def ready(port: int) -> None:
-        bound.append(port)
-        started.set()
-
-    def run() -> None:
-        loop.run_until_complete(serve(server, host="127.0.0.1", port=0, ready=ready, stop=stop))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(20), "the inference server did not start"
-    try:
-        yield Running(server, bound[0], settings)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-
-
-def _exporter(settings: Settings) -> SnapshotExporter:
-    store = SnapshotStore(settings.snapshot_dir, key=KEY.encode())
-    return SnapshotExporter(store, k_max=50, teacher="hashing")
-
-
-@pytest.fixture
-def running(
-    settings_factory: Callable[..., Settings], tmp_path: Path
-) -> Iterator[tuple[Running, SnapshotExporter]]:
-    settings = settings_factory(
-        snapshot_dir=tmp_path / "snapshots", snapshot_key=KEY, serve_poll_s=0.1
-    )
-    ensure_topics(settings)
-    with _serving(settings) as srv:
-        yield srv, _exporter(settings)
 
 
 def test_not_ready_until_a_snapshot_then_serves_it(
@@ -209,9 +112,9 @@ def test_announced_snapshot_swaps_in_under_load_with_zero_failures(
         snapshot_dir=tmp_path / "snapshots", snapshot_key=KEY, serve_poll_s=60.0
     )
     ensure_topics(settings)
-    exporter = _exporter(settings)
+    exporter = signed_exporter(settings)
     exporter.export(trained[0])  # before start: loaded at startup
-    with _serving(settings) as srv:
+    with serving(settings) as srv:
         srv.wait_version(1)
         seen: list[list[int]] = [[], [], []]  # versions each client got, in its order
         failures: list[str] = []
@@ -228,14 +131,14 @@ def test_announced_snapshot_swaps_in_under_load_with_zero_failures(
         clients = [threading.Thread(target=client, args=(v,)) for v in seen]
         for c in clients:
             c.start()
-        _until(lambda: all(seen), "every client answered by version 1")
+        until(lambda: all(seen), "every client answered by version 1")
         snap = exporter.export(trained[1])
         producer = KafkaProducer(**settings.kafka_python_config())
         producer.send(settings.topics.snapshots, key=b"snapshot", value=exporter.announcement(snap))
         producer.flush(10)
         producer.close()
         srv.wait_version(2)
-        _until(lambda: all(v[-1] == 2 for v in seen), "every client answered by version 2")
+        until(lambda: all(v[-1] == 2 for v in seen), "every client answered by version 2")
         done.set()
         for c in clients:
             c.join(10)
@@ -249,122 +152,6 @@ def test_announced_snapshot_swaps_in_under_load_with_zero_failures(
     assert m[("coldstream_event_to_servable_seconds_count", ())] == 2.0
     ok = m[("coldstream_inference_requests_total", (("endpoint", "recommend"), ("status", "200")))]
     assert ok == sum(len(v) for v in seen)
-
-
-def test_tampered_snapshot_is_refused_and_the_old_one_kept(
-    running: tuple[Running, SnapshotExporter], trained: tuple[Student, Student]
-) -> None:
-    srv, exporter = running
-    exporter.export(trained[0])
-    srv.wait_version(1)
-    root = srv.settings.snapshot_dir
-    staging = SnapshotStore(root.parent / "staging2", key=KEY.encode())
-    for _ in range(3):
-        staging.write(serving_tables(trained[1]), k_max=50, events_seen=1, newest_event_ts=None)
-    # version 2: model.onnx altered after signing
-    shutil.copytree(staging.root / "00000002", root / "00000002")
-    blob = bytearray((root / "00000002" / "model.onnx").read_bytes())
-    blob[len(blob) // 2] ^= 0x01
-    (root / "00000002" / "model.onnx").write_bytes(bytes(blob))
-    (root / "LATEST").write_text("00000002")
-    _wait_rejected(srv, 1)
-    # version 3: manifest edited (claims other events), signature no longer matches
-    shutil.copytree(staging.root / "00000003", root / "00000003")
-    manifest = json.loads((root / "00000003" / "manifest.json").read_text())
-    manifest["events_seen"] = 10**9
-    (root / "00000003" / "manifest.json").write_text(json.dumps(manifest))
-    (root / "LATEST").write_text("00000003")
-    _wait_rejected(srv, 2)
-    status, body = srv.get("/recommend?user_id=u&k=3")
-    assert status == 200 and body["version"] == 1
-    m = srv.metrics()
-    assert m[("coldstream_inference_snapshot_rejected_total", (("reason", "hash"),))] == 1.0
-    assert m[("coldstream_inference_snapshot_rejected_total", (("reason", "signature"),))] == 1.0
-    # and a good version after that is taken
-    exporter.export(trained[1])
-    srv.wait_version(4)
-
-
-def test_garbage_in_latest_never_stops_the_watcher(
-    running: tuple[Running, SnapshotExporter], trained: tuple[Student, Student]
-) -> None:
-    """Non-UTF-8 bytes in LATEST used to end the watcher for good (no log line, /readyz 200 on a
-    stale version forever). Now: logged and counted once, the served version stays, /healthz
-    stays ok because the watcher runs, and a repaired LATEST is followed."""
-    srv, exporter = running
-    exporter.export(trained[0])
-    srv.wait_version(1)
-    root = srv.settings.snapshot_dir
-    exporter.export(trained[1])
-    srv.wait_version(2)
-    (root / "LATEST").write_bytes(b"\xff\xfe\x00 not a version")
-    deadline = time.monotonic() + 10
-    key = ("coldstream_inference_watch_errors_total", ())
-    while srv.metrics().get(key, 0.0) < 1.0:
-        assert time.monotonic() < deadline, "the damaged LATEST was not counted"
-        time.sleep(0.05)
-    time.sleep(0.5)  # five more polls: counted once, not per poll
-    assert srv.metrics()[key] == 1.0
-    assert srv.get("/healthz") == (200, {"status": "ok"}) and srv.server.watcher.watching()
-    status, body = srv.get("/recommend?user_id=u&k=3")
-    assert status == 200 and body["version"] == 2
-    (root / "LATEST").write_text("00000001")  # repaired (an operator's rollback, too)
-    deadline = time.monotonic() + 10
-    while srv.get("/readyz")[1]["version"] != 1:
-        assert time.monotonic() < deadline, "the repaired LATEST was not followed"
-        time.sleep(0.05)
-
-
-def test_serve_started_on_a_damaged_latest_loads_once_it_is_repaired(
-    settings_factory: Callable[..., Settings], tmp_path: Path, trained: tuple[Student, Student]
-) -> None:
-    settings = settings_factory(
-        snapshot_dir=tmp_path / "snapshots", snapshot_key=KEY, serve_poll_s=0.1
-    )
-    exporter = _exporter(settings)
-    exporter.export(trained[0])
-    (settings.snapshot_dir / "LATEST").write_bytes(b"\x80\x81")
-    with _serving(settings) as srv:
-        key = ("coldstream_inference_watch_errors_total", ())
-        _until(lambda: srv.metrics().get(key, 0) >= 1, "the watcher met the damaged LATEST")
-        assert srv.get("/readyz")[0] == 503
-        assert srv.get("/healthz") == (200, {"status": "ok"})  # alive, and will load
-        (settings.snapshot_dir / "LATEST").write_text("00000001")
-        srv.wait_version(1)
-
-
-def test_healthz_fails_when_the_watcher_is_not_running(
-    running: tuple[Running, SnapshotExporter],
-) -> None:
-    srv, _ = running
-    assert srv.get("/healthz")[0] == 200
-    watch = srv.server.watcher._task
-    assert watch is not None and watch.get_name() == "coldstream-watch"
-    loop = watch.get_loop()
-    loop.call_soon_threadsafe(watch.cancel)
-    deadline = time.monotonic() + 5
-    while not watch.done():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    status, body = srv.get("/healthz")
-    assert status == 503 and "watcher" in body["status"]
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
-
-
-def _wait_rejected(srv: Running, n: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(srv.server.state.rejected) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} refused snapshots, got {srv.server.state.rejected}")
 
 
 def test_metrics_page_has_the_inference_metrics(
@@ -437,7 +224,7 @@ def test_worker_exports_snapshots_that_serving_loads(
     ]
     assert announced and announced[-1]["version"] == snap.version
     assert metrics.snapshot_version._value.get() == snap.version  # type: ignore[attr-defined]
-    with _serving(settings) as srv:
+    with serving(settings) as srv:
         srv.wait_version(snap.version)
         user = next(u for u in student.state if student.state[u].hist)  # type: ignore[attr-defined]
         status, body = srv.get(f"/recommend?user_id={user}&k=10")
@@ -446,18 +233,3 @@ def test_worker_exports_snapshots_that_serving_loads(
     seen = set(student.state[user].hist)  # type: ignore[attr-defined]
     top = [student.catalog.ids[i] for i in want if i not in seen][:10]  # type: ignore[attr-defined]
     assert [it["item_id"] for it in body["items"]] == top
-
-
-def test_pointing_latest_back_rolls_back(
-    running: tuple[Running, SnapshotExporter], trained: tuple[Student, Student]
-) -> None:
-    srv, exporter = running
-    exporter.export(trained[0])
-    exporter.export(trained[1])
-    srv.wait_version(2)
-    (srv.settings.snapshot_dir / "LATEST").write_text("00000001")  # an operator's rollback
-    deadline = time.monotonic() + 10
-    while srv.get("/readyz")[1]["version"] != 1:
-        assert time.monotonic() < deadline, "LATEST pointing back was not followed"
-        time.sleep(0.05)
-    assert srv.get("/recommend?user_id=u&k=3")[1]["version"] == 1
