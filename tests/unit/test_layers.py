@@ -42,3 +42,14 @@ def test_no_import_runs_upward_or_in_a_circle() -> None:
 def test_every_package_is_on_a_floor() -> None:
     packaged = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
     assert packaged == set(FLOORS)
+
+
+def test_every_module_is_under_400_lines() -> None:
+    """A module does one job; one that grows past 400 lines is doing two."""
+    long = [
+        f"{path.relative_to(ROOT)}: {n} lines"
+        for folder in (*FLOORS, "bench", "tests")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) >= 400
+    ]
+    assert not long, "\n".join(long)
