@@ -19,7 +19,10 @@ from models.catalog import Catalog
 from models.evaluation import Prequential
 from streams.encoding import TeacherQueue
 
-__all__ = ["EventOrder"]
+__all__ = ["PROGRESS_EVERY", "EventOrder"]
+
+#: a release of many events moves ``coldstream_model_events`` every this many interactions
+PROGRESS_EVERY = 500
 
 
 @dataclass
@@ -101,7 +104,7 @@ class EventOrder:
         they interleave with the other waiting events instead of following their item."""
         heap, ev = self._heap, self.evaluator
         now = self.clock()
-        n = 0
+        n = counted = 0
         while heap and (until_ts is None or heap[0][0] <= until_ts):
             w = heapq.heappop(heap)[3]
             if w.kind == "interaction":
@@ -116,7 +119,10 @@ class EventOrder:
             else:
                 ev.user(w.key, w.vector)
             self.released += 1
-        self._count(n)
+            if n - counted >= PROGRESS_EVERY:  # a long release shows its progress meanwhile
+                self._count(n - counted)
+                counted = n
+        self._count(n - counted)
         return n
 
     def _timed(self, n: int, since: float) -> None:

@@ -373,3 +373,25 @@ def test_a_dead_letter_the_producer_refuses_is_counted_and_logged(
     text = caplog.text
     assert "2000000-byte dead letter (too_large)" in text and "MessageSizeTooLarge" in text
     assert "broker went away" in text
+
+
+def test_a_long_release_moves_the_learned_gauge_as_it_goes(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events held back by a lagging partition are released at once when it catches up; the
+    gauge the demo and the dashboard read moves every PROGRESS_EVERY of them meanwhile."""
+    from streams.ordering import PROGRESS_EVERY
+
+    core, feed, _, _ = setup
+    core.apply(feed.records([item("a", 0)]))
+    lagging = {("u.items", 1)}  # has a backlog and has delivered nothing yet
+    core.sources = lambda: lagging  # a backlog: nothing passes the watermark yet
+    n = 2 * PROGRESS_EVERY + 100
+    core.apply(feed.records([click(f"u{j}", "a", 10 + j) for j in range(n)]))
+    assert core.model_events == 0
+    seen: list[float] = []
+    monkeypatch.setattr(core.metrics.model_events, "set", seen.append)
+    lagging.clear()
+    core.tick()
+    assert core.model_events == n
+    assert seen == [PROGRESS_EVERY, 2 * PROGRESS_EVERY, n]
