@@ -104,6 +104,9 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
             "impute": cfg.cooc_impute,
             "pairs": len(rows),
         }
+        weights = student.boost_weights()
+        if weights is not None:  # one per count bucket (models.cooc.weigh); absent: all 1
+            dims["cooc"]["bucket_weights"] = [float(w) for w in weights]
     return ServingTables(
         item_ids=list(student.catalog.ids),
         items=np.ascontiguousarray(items, dtype=np.float32),

@@ -36,12 +36,35 @@ import numpy.typing as npt
 
 from models.baselines import grow
 
-__all__ = ["Cooccurrence", "combine", "top_boost", "window_scores"]
+__all__ = ["BUCKETS", "Cooccurrence", "bucket", "combine", "top_boost", "weigh", "window_scores"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Neighbours = Callable[[int], tuple[I64, F64]]
+
+
+#: log2 buckets of an item's interaction count (0, 1, 2-3, 4-7, ..., >= 1024)
+BUCKETS = 12
+
+
+def bucket(n: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
+    """The count bucket of interaction counts ``n`` (of the student's teacher gate and boost
+    weights): ``floor(log2(n + 1))``, capped.
+
+    >>> bucket(np.array([0.0, 1.0, 2.0, 3.0, 7.0, 1e6])).tolist()
+    [0, 1, 1, 2, 3, 11]
+    """
+    return np.minimum(np.floor(np.log2(np.asarray(n, dtype=np.float64) + 1.0)), BUCKETS - 1).astype(
+        np.int64
+    )
+
+
+def weigh(idx: I64, boost: F32, n: F64 | F32, weights: F32) -> F32:
+    """Boosts times the weight of each boosted item's count bucket (``weights`` float32, one
+    per bucket): the student's learned hand-over between the term and its dense score, which
+    ``coldstream serve`` applies from the snapshot as the student does."""
+    return (boost * weights[bucket(n[idx])]).astype(np.float32)
 
 
 class Cooccurrence:

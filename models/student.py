@@ -26,7 +26,9 @@ A user's query is ``[q_u, P x_u]``:
 over their last ``history`` interactions ``h_0`` (most recent), ``h_1``, ...: attention by
 position (learned), over the same item vectors the targets use (item-to-item, the signal of
 sessions); ``e_u`` the user's id row once the id table admits them; ``p_u`` their profile
-text's teacher embedding. Score: ``row_i . query_u + bias_i``; a snapshot serves exactly that.
+text's teacher embedding. Score: ``row_i . query_u + bias_i``, plus the co-occurrence term
+(:mod:`models.cooc`), each boost weighted per count bucket of its item (weights learned from
+every ``cooc_learn_every``-th event); a snapshot serves exactly that.
 
 Learning: every interaction (a rating of any value says the user consumed the item; the
 positive threshold only decides what is evaluated) joins a micro-batch; each step adds
@@ -34,14 +36,12 @@ positive threshold only decides what is evaluated) joins a micro-batch; each ste
 ``negatives`` uniform catalog items with the logQ correction, counts as they were when the
 batch began (an event must not see itself). Distillation: the distilled head learns to
 reproduce warm items' vectors (the collaborative side teaching the content side, as ALDI,
-SIGIR 2023, does with a separate cold model). Ablations: ``distill=False`` (id rows start
-from the cold head), ``sequence=False`` (the window as an order-free mean), ``content=False``
-(no teacher at all: no content heads, no teacher channel, no profile).
+SIGIR 2023, does with a separate cold model). Ablations (:mod:`models.registry`): no
+distillation, no sequence, no content (no teacher at all), no co-occurrence term.
 
 User ids go through an :class:`~models.idtable.IdTable` (frequency filter, expiry, bounded);
-histories and profiles live in a bounded LRU. Everything is deterministic for a seed, and
-:meth:`Student.state_dict` round-trips all of it. After a drift detection :meth:`Student.boost`
-makes it learn faster for a while (:mod:`models.monitor` decides when).
+histories and profiles live in a bounded LRU. Deterministic for a seed; :meth:`state_dict`
+round-trips it all. :meth:`Student.boost` makes it learn faster after a drift detection.
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ class Student:
         self._v = np.zeros((0, d), np.float32)
         self._g, self._b = np.zeros(0, np.float32), np.zeros(0, np.float32)
         self.pending: list[tuple[str, int, list[int]]] = []
+        # boosts of sampled pending events (by position) and of the batch being trained
+        self._boosts: dict[int, tuple[I64, F32]] = {}
+        self._batch_boosts: dict[int, tuple[I64, F32]] = {}
         self.steps = self.learned = self.now = 0
         self.basis_n = 0  # catalog size the teacher basis was fitted on
         self._refresh_at = 0
@@ -165,6 +168,10 @@ class Student:
         self.pending.append((user_id, index, hist))
         self.replay.add(user_id, index, hist)
         self.recent.append((user_id, index, hist))
+        every = self.cfg.cooc_learn_every
+        if self.cfg.cooc_weight and every and self.learned % every == 0:
+            # this event's boosts before it joins the memory: the step learns the weights on them
+            self._boosts[len(self.pending) - 1] = _queries.cooc_boost(self, user_id, weighted=False)
         if self.cfg.cooc_weight:
             self.cooc.add(index, st.hist[-self.cfg.cooc_window :])
         st.hist.append(index)
@@ -197,6 +204,7 @@ class Student:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
+        self._batch_boosts, self._boosts = self._boosts, {}
         self._step(batch)
         # freshness counts the batch only now: training saw each item as before its events
         self.fresh.count(np.fromiter((b[1] for b in batch), np.int64, len(batch)), self.learned)
@@ -220,7 +228,7 @@ class Student:
         return combine(out, idx, boost, self.cooc.n[:n] == 0, self.cfg.cooc_impute)
 
     def cooc_boost(self, user_id: str) -> tuple[I64, F32]:
-        """The co-occurrence term's boosted items and boosts for a user (as a snapshot's does)."""
+        """The co-occurrence term's boosted items and weighted boosts (as a snapshot's)."""
         return _queries.cooc_boost(self, user_id)
 
     # ---- serving --------------------------------------------------------------------------
@@ -308,19 +316,9 @@ class Student:
         touched = np.fromiter((b[1] for b in batch), np.int64, len(batch))
         self._cache_content(np.union1d(np.arange(lo, hi), touched))
 
-    def adagrad(self, rows: I64, g_emb: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
-        """Sparse Adagrad on the id rows ``rows`` (unique) with their summed gradients."""
-        lr = self.cfg.lr_sparse * self.lr_factor()
-        if g_emb is not None:
-            g = g_emb.numpy()
-            acc = self.emb_acc[rows] + g * g
-            self.emb_acc[rows] = acc
-            self.emb[rows] -= lr * g / (np.sqrt(acc) + 1e-8)
-        if g_bias is not None:
-            gb = g_bias.numpy()
-            accb = self.bias_acc[rows] + gb * gb
-            self.bias_acc[rows] = accb
-            self.bias[rows] -= lr * gb / (np.sqrt(accb) + 1e-8)
+    def boost_weights(self) -> F32 | None:
+        """The boost weight per count bucket (None: fixed at 1)."""
+        return None if (log := self._w.get("cooc_log")) is None else np.exp(log).astype(np.float32)
 
     # ---- drift adaptation -----------------------------------------------------------------
     def boost(self, factor: float, steps: int, horizon: int = 0) -> None:
@@ -372,14 +370,16 @@ class Student:
 
     def load_towers(self, towers: dict[str, torch.Tensor], opt: dict[str, Any]) -> bool:
         """Load dense weights and their optimiser state. A checkpoint from before the residual
-        head lacks it: the head starts as the cold head, Adam starts afresh; returns False."""
+        head or the boost weights lacks them: the head starts as the cold head, the weights at
+        1, Adam starts afresh; returns False."""
         missing, _ = self.towers.load_state_dict(towers, strict=False)
         if not missing:
             self.opt.load_state_dict(opt)
             return True
-        if not all(k.startswith("item_res") for k in missing):
+        if not all(k.startswith(("item_res", "cooc_log")) for k in missing):
             raise KeyError(f"the checkpoint's student lacks {missing}")
-        self.towers.init_residual()
+        if any(k.startswith("item_res") for k in missing):
+            self.towers.init_residual()
         return False
 
     def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:

@@ -47,6 +47,7 @@ class StudentConfig:
     cooc_window: int = 10  # the user's latest interactions that co-occur and score (<= history)
     cooc_top: int = 256  # boosted items per query, at most
     cooc_impute: int = 20  # cold items get the mean boost of this many leading warm items
+    cooc_learn_every: int = 16  # boost weights per count bucket learn from every n-th event
     cooc_neighbours: int = 500  # kept per item (its most frequent), bounding memory and work
 
     def __post_init__(self) -> None:
@@ -54,6 +55,8 @@ class StudentConfig:
             raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
         if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
             raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
+        if self.cooc_learn_every < 0:
+            raise ValueError("cooc_learn_every >= 0 (0 keeps the boost weights fixed at 1)")
         if self.cooc_window < 1 or self.cooc_impute < 0 or self.cooc_neighbours < 1:
             raise ValueError("cooc_window >= 1, cooc_impute >= 0 and cooc_neighbours >= 1")
         if self.dim + self.teacher_rank > MAX_WIDTH:

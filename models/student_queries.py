@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.cooc import top_boost, window_scores
+from models.cooc import top_boost, weigh, window_scores
 
 if TYPE_CHECKING:
     from models.student import Student
@@ -22,14 +22,16 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-def cooc_boost(s: Student, user_id: str) -> tuple[I64, F32]:
+def cooc_boost(s: Student, user_id: str, *, weighted: bool = True) -> tuple[I64, F32]:
     """The co-occurrence term's boosted items and boosts for a user (their latest
     ``cooc_window`` items as the window): what a snapshot's scorer computes from its copy
     of the memory."""
     st = s.state.get(user_id)
     window = st.hist[-s.cfg.cooc_window :] if st is not None else []
     idx, sc = window_scores(window, s.cooc.neighbours, s.cooc.n, s.cfg.cooc_alpha)
-    return top_boost(idx, sc, weight=s.cfg.cooc_weight, top=s.cfg.cooc_top)
+    idx, boost = top_boost(idx, sc, weight=s.cfg.cooc_weight, top=s.cfg.cooc_top)
+    weights = s.boost_weights() if weighted else None
+    return idx, boost if weights is None else weigh(idx, boost, s.cooc.n, weights)
 
 
 def query(s: Student, user_id: str) -> F32:

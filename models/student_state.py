@@ -37,6 +37,7 @@ def state_dict(s: Student) -> dict[str, Any]:
         "fresh": s.fresh.state_dict(),
         "cooc": s.cooc.state_dict(),
         "pending": [(u, i, list(h)) for u, i, h in s.pending],
+        "pending_boosts": {r: (i.copy(), b.copy()) for r, (i, b) in s._boosts.items()},
         "counters": (s.steps, s.learned, s.now, s._refresh_at, s.basis_n),
         "item_ids": list(s.catalog.ids),
         "pretrained": {k: (v[0].copy(), v[1], v[2]) for k, v in s.pretrained.items()},
@@ -64,6 +65,7 @@ def load_state_dict(s: Student, state: dict[str, Any]) -> None:
     for index in range(len(s.cooc.n), len(s.n)):
         s.cooc.observe_item(index)  # a checkpoint from before the co-occurrence term
     s.pending = [(u, i, list(h)) for u, i, h in state["pending"]]
+    s._boosts = {r: (i.copy(), b.copy()) for r, (i, b) in state.get("pending_boosts", {}).items()}
     s.steps, s.learned, s.now, s._refresh_at, s.basis_n = state["counters"]
     s.pretrained = {k: (v[0].copy(), v[1], v[2]) for k, v in state["pretrained"].items()}
     s._w = s.towers.numpy_weights()

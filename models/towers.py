@@ -25,6 +25,9 @@
   teacher terms) and ``gate`` (the channel's weight on the item side per log2 bucket of the
   item's interaction count: the hand-over from content to id).
 - ``fresh``: weights of the freshness features (age and decayed recent counts).
+- ``cooc_log``: log weight of the co-occurrence term's boost per log2 bucket of the boosted
+  item's interaction count (:func:`models.cooc.weigh`), learned from the boosts of every
+  ``cooc_learn_every``-th interaction against the step's dense scores (detached).
 """
 
 from __future__ import annotations
@@ -36,25 +39,15 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from models.cooc import BUCKETS, bucket
+
 if TYPE_CHECKING:
     from models.student import StudentConfig
 
 __all__ = ["BUCKETS", "Towers", "bucket", "content_np"]
 
+
 F32 = npt.NDArray[np.float32]
-#: log2 buckets of an item's interaction count (0, 1, 2-3, 4-7, ..., >= 1024)
-BUCKETS = 12
-
-
-def bucket(n: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
-    """The gate bucket of interaction counts ``n``: ``floor(log2(n + 1))``, capped.
-
-    >>> bucket(np.array([0.0, 1.0, 2.0, 3.0, 7.0, 1e6])).tolist()
-    [0, 1, 1, 2, 3, 11]
-    """
-    return np.minimum(np.floor(np.log2(np.asarray(n, dtype=np.float64) + 1.0)), BUCKETS - 1).astype(
-        np.int64
-    )
 
 
 class Towers(nn.Module):
@@ -84,6 +77,8 @@ class Towers(nn.Module):
         self.item_res = nn.Linear(h, d)
         self.item_res_bias = nn.Linear(h, 1)
         self.init_residual()
+        if cfg.cooc_weight and cfg.cooc_learn_every:
+            self.cooc_log = nn.Parameter(torch.zeros(BUCKETS))
 
     def init_residual(self) -> None:
         """The residual head starts as the cold head (its bias at zero)."""

@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +24,9 @@ from models.towers import bucket
 if TYPE_CHECKING:
     from models.student import Student
 
-__all__ = ["train_step"]
+__all__ = ["adagrad", "train_step"]
+
+I64 = npt.NDArray[np.int64]
 
 
 def _attention(pos: torch.Tensor, valid: torch.Tensor, ordered: bool) -> torch.Tensor:
@@ -115,6 +118,19 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     logits = logits - torch.from_numpy(np.log(share).astype(np.float32))
 
     loss = F.cross_entropy(logits, tgt)
+    if s._batch_boosts:  # the boost weights: the sampled rows' boosts against dense scores
+        rows_b = sorted(r for r in s._batch_boosts if r < fresh_n)
+        if rows_b:
+            bm = np.zeros((len(rows_b), len(cand)), dtype=np.float32)
+            for k, r in enumerate(rows_b):
+                bi, bb = s._batch_boosts[r]
+                pos = np.searchsorted(cand, bi)
+                ok = pos < len(cand)
+                ok[ok] = cand[pos[ok]] == bi[ok]
+                bm[k, pos[ok]] = bb[ok]
+            wc = torch.exp(towers.cooc_log[torch.from_numpy(bucket(counts[cand]))])
+            comb = logits[rows_b].detach() + torch.from_numpy(bm) * wc
+            loss = loss + F.cross_entropy(comb, tgt[rows_b])
     if cfg.distill and hidden is not None:
         warm = torch.from_numpy(counts[cand] >= cfg.distill_min_count)
         if bool(warm.any()):
@@ -128,6 +144,21 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     loss.backward()
     s.opt.step()
     with torch.no_grad():
-        s.adagrad(rows, e.grad, eb.grad)
+        adagrad(s, rows, e.grad, eb.grad)
         if ue.grad is not None and len(uniq):
             s.users.adagrad_(torch.from_numpy(uniq), ue.grad, cfg.lr_sparse * s.lr_factor())
+
+
+def adagrad(s: Student, rows: I64, g_emb: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
+    """Sparse Adagrad on the id rows ``rows`` (unique) with their summed gradients."""
+    lr = s.cfg.lr_sparse * s.lr_factor()
+    if g_emb is not None:
+        g = g_emb.numpy()
+        acc = s.emb_acc[rows] + g * g
+        s.emb_acc[rows] = acc
+        s.emb[rows] -= lr * g / (np.sqrt(acc) + 1e-8)
+    if g_bias is not None:
+        gb = g_bias.numpy()
+        accb = s.bias_acc[rows] + gb * gb
+        s.bias_acc[rows] = accb
+        s.bias[rows] -= lr * gb / (np.sqrt(accb) + 1e-8)

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from models.cooc import combine, top_boost, window_scores
+from models.cooc import combine, top_boost, weigh, window_scores
 from snapshotlib.tables import Snapshot
 
 __all__ = ["Recommendation", "Scorer", "available_providers"]
@@ -130,6 +130,9 @@ class Scorer:
             window = hist[hist >= 0][-int(cfg["window"]) :].tolist()
             idx, s = window_scores(window, c.neighbours, n, float(cfg["alpha"]))
             got = top_boost(idx, s, weight=float(cfg["weight"]), top=int(cfg["top"]))
+            if cfg.get("bucket_weights") is not None:
+                weights = np.asarray(cfg["bucket_weights"], dtype=np.float32)
+                got = (got[0], weigh(got[0], got[1], n, weights))
         self._boosts[row] = got
         if len(self._boosts) > BOOST_CACHE:
             self._boosts.popitem(last=False)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from core.records import Interaction, Item
+from models import student_queries
 from models.catalog import Catalog
-from models.cooc import combine
+from models.cooc import BUCKETS, bucket, combine
 from models.exceptions import CheckpointError
 from models.student import MAX_WIDTH, Student, StudentConfig
 from models.transfer import load_pretrained, pretrain, save_checkpoint
@@ -116,6 +117,41 @@ def test_a_checkpoint_from_before_the_residual_head_still_loads() -> None:
     feed(t, STREAM.events[300:400], t0=10_000)  # and it learns on
     t.flush()
     assert np.isfinite(t.score_all("u1")).all()
+
+
+def test_boost_weights_are_learned_per_count_bucket_and_can_be_fixed() -> None:
+    s = _student()
+    for epoch in range(2):
+        feed(s, STREAM.events, t0=epoch * 10_000)
+    s.flush()
+    w = s.boost_weights()
+    assert w is not None and w.shape == (BUCKETS,) and not np.allclose(w, 1.0)
+    # what is served: the raw boosts times the weight of each boosted item's count bucket
+    idx, raw = student_queries.cooc_boost(s, "u1", weighted=False)
+    served_idx, served = s.cooc_boost("u1")
+    assert len(idx) and np.array_equal(idx, served_idx)
+    np.testing.assert_allclose(served, raw * w[bucket(s.cooc.n[idx])], rtol=1e-6)
+    fixed = _student(replace(TINY, cooc_learn_every=0))
+    feed(fixed, STREAM.events)
+    fixed.flush()
+    assert fixed.boost_weights() is None and "cooc_log" not in fixed.towers.state_dict()
+
+
+def test_a_checkpoint_from_before_the_boost_weights_still_loads() -> None:
+    s = _student()
+    feed(s, STREAM.events[:300])
+    s.flush()
+    state = s.state_dict()
+    state["towers"] = {k: v for k, v in state["towers"].items() if k != "cooc_log"}
+    state["opt"] = {"state": {}, "param_groups": []}  # Adam's state had fewer parameters
+    del state["pending_boosts"]
+    t = _student()
+    t.load_state_dict(state)
+    w = t.boost_weights()
+    assert w is not None and np.array_equal(w, np.ones(BUCKETS, np.float32))
+    feed(t, STREAM.events[300:600], t0=10_000)  # and it learns on, the weights included
+    t.flush()
+    assert np.isfinite(t.score_all("u1")).all() and not np.allclose(t.boost_weights(), 1.0)
 
 
 def test_distillation_teaches_the_distilled_head_warm_vectors() -> None:

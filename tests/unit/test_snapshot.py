@@ -93,6 +93,9 @@ def test_manifest_names_everything(student: Student, tmp_path: Path) -> None:
         "cooc_n.npy",
     }
     assert m["dims"]["cooc"]["pairs"] > 0 and m["dims"]["rows"] > m["dims"]["items"]
+    weights = student.boost_weights()
+    assert weights is not None  # learned boost weights travel to serve, float32-exact
+    assert np.array_equal(np.asarray(m["dims"]["cooc"]["bucket_weights"], np.float32), weights)
 
 
 def test_versions_latest_and_pruning(student: Student, tmp_path: Path) -> None:
