@@ -98,12 +98,13 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     if len(uniq):
         q = q.index_put((torch.from_numpy(np.flatnonzero(known)),), ue[uinv], accumulate=True)
 
+    cand_bucket = torch.from_numpy(bucket(counts[cand]))  # gate and boost weights per bucket
     if cfg.content:  # the teacher channel, gated per count bucket on the item side
         tp = torch.from_numpy(s.tp)
         hist_tp = tp[torch.from_numpy(np.maximum(hist, 0))]
         tx = towers.sim[0] * torch.bmm(att[:, None, :], hist_tp).squeeze(1)
         tx = tx + towers.sim[1] * has_p * (prof @ towers.proj.T)
-        gate = towers.gate[torch.from_numpy(bucket(counts[cand]))]
+        gate = towers.gate[cand_bucket]
         # one product over the whole served row: [q, tx] . [v, gate * P t]
         rows_c = torch.cat([v, tp[torch.from_numpy(cand)] * gate[:, None]], 1)
         logits = torch.addmm(bias, torch.cat([q, tx], 1), rows_c.T)
@@ -118,19 +119,18 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     logits = logits - torch.from_numpy(np.log(share).astype(np.float32))
 
     loss = F.cross_entropy(logits, tgt)
-    if s._batch_boosts:  # the boost weights: the sampled rows' boosts against dense scores
-        rows_b = sorted(r for r in s._batch_boosts if r < fresh_n)
-        if rows_b:
-            bm = np.zeros((len(rows_b), len(cand)), dtype=np.float32)
-            for k, r in enumerate(rows_b):
-                bi, bb = s._batch_boosts[r]
-                pos = np.searchsorted(cand, bi)
-                ok = pos < len(cand)
-                ok[ok] = cand[pos[ok]] == bi[ok]
-                bm[k, pos[ok]] = bb[ok]
-            wc = torch.exp(towers.cooc_log[torch.from_numpy(bucket(counts[cand]))])
-            comb = logits[rows_b].detach() + torch.from_numpy(bm) * wc
-            loss = loss + F.cross_entropy(comb, tgt[rows_b])
+    if s._batch_boosts:  # the boost weights: the sampled fresh rows' boosts vs dense scores
+        rows_b = sorted(s._batch_boosts)  # positions in the fresh batch
+        bm = np.zeros((len(rows_b), len(cand)), dtype=np.float32)
+        for k, r in enumerate(rows_b):
+            bi, bb = s._batch_boosts[r]
+            pos = np.searchsorted(cand, bi)
+            ok = pos < len(cand)
+            ok[ok] = cand[pos[ok]] == bi[ok]
+            bm[k, pos[ok]] = bb[ok]
+        wc = torch.exp(towers.cooc_log[cand_bucket])
+        comb = logits[rows_b].detach() + torch.from_numpy(bm) * wc
+        loss = loss + F.cross_entropy(comb, tgt[rows_b])
     if cfg.distill and hidden is not None:
         warm = torch.from_numpy(counts[cand] >= cfg.distill_min_count)
         if bool(warm.any()):

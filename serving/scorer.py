@@ -78,6 +78,8 @@ class Scorer:
         self.pad_row = int(dims.get("rows", max(self.n_items, self.k_max) + 1)) - 1
         self._cold = t.cold
         self._n = None if t.cooc is None else t.cooc.n.astype(np.float64)  # once, not per user
+        weights = (self.cooc or {}).get("bucket_weights")  # learned per count bucket, or none
+        self._weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         self._boosts: OrderedDict[int, tuple[I64, F32]] = OrderedDict()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -130,9 +132,8 @@ class Scorer:
             window = hist[hist >= 0][-int(cfg["window"]) :].tolist()
             idx, s = window_scores(window, c.neighbours, n, float(cfg["alpha"]))
             got = top_boost(idx, s, weight=float(cfg["weight"]), top=int(cfg["top"]))
-            if cfg.get("bucket_weights") is not None:
-                weights = np.asarray(cfg["bucket_weights"], dtype=np.float32)
-                got = (got[0], weigh(got[0], got[1], n, weights))
+            if self._weights is not None:
+                got = (got[0], weigh(got[0], got[1], n, self._weights))
         self._boosts[row] = got
         if len(self._boosts) > BOOST_CACHE:
             self._boosts.popitem(last=False)
