@@ -10,13 +10,13 @@ Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teache
 ``n = 0``, its residual head from the first interaction on (each head learns only from its
 items: serving brand-new items alone, and correcting id rows, are different jobs);
 ``e_i``/``beta_i`` the item's id row (sparse Adagrad), which starts at the item's first
-interaction in the direction of the *distilled* head (trained to predict warm items' vectors
-from text), with the cold head's length and bias, and
-takes over from content as interactions accumulate; ``P`` the top ``teacher_rank`` principal
-directions of the catalog's teacher embeddings (refitted each time the catalog doubles, up to
-``basis_until`` items, then fixed), so the teacher enters through a projection; ``g(n)`` a
-learned weight per log2 bucket of ``n`` (the teacher channel's hand-over); ``fresh_i`` the
-item's age and decayed recent interactions (:mod:`models.freshness`).
+interaction halfway to the direction of the *distilled* head (trained to predict warm items'
+vectors from text), with the cold head's length and bias, and takes over from content;
+``P`` the top ``teacher_rank`` principal directions of the catalog's teacher embeddings
+(refitted each time the catalog doubles, up to ``basis_until`` items, then fixed), so the
+teacher enters through a projection; ``g(n)`` a learned weight per log2 bucket of ``n`` (the
+teacher channel's hand-over); ``fresh_i`` the item's age and decayed recent interactions
+(:mod:`models.freshness`).
 
 A user's query is ``[q_u, P x_u]``:
 
@@ -63,7 +63,7 @@ from models.idtable import IdTable
 from models.replay import ReplayBuffer
 from models.student_config import ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
 from models.towers import Towers, bucket, content_np
-from models.training import train_step
+from models.training import replay_rows, train_step
 
 __all__ = ["MAX_WIDTH", "RECENT", "Student", "StudentConfig"]
 
@@ -71,6 +71,10 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 _BASIS_START = 16  # catalog size of the first teacher basis
 _ID_INIT_STD = 0.1  # without content, id vectors start random (all-zero rows would never move)
+
+
+def _unit(x: F32) -> F32:
+    return x / max(float(np.linalg.norm(x)), 1e-6)
 
 
 class _UserState:
@@ -186,16 +190,17 @@ class Student:
             self.flush()
 
     def _start_id(self, index: int) -> None:
-        """An item's first interaction: its id vector starts in the direction of the distilled
-        head (without distillation: at the cold head) with the cold head's length, and its bias
-        at the cold head's. The direction says which warm items the new one resembles; their
-        length and bias are popularity they earned, and handing those over let new items crowd
-        out brand-new ones (README, "The learning core")."""
+        """An item's first interaction: its id vector starts with the cold head's length and
+        bias, its direction ``distill_mix`` of the way from the cold head's to the distilled
+        head's (without distillation: the cold head's). Warm items' length and bias are
+        popularity they earned; all the way to the distilled direction, brand-new items lost
+        (README, "The learning core")."""
         if not self.cfg.content:
             self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
         elif self.cfg.distill:
-            direction = self.dv[index] / max(float(np.linalg.norm(self.dv[index])), 1e-6)
-            self.emb[index] = direction * np.linalg.norm(self.cv[index])
+            m, cv = self.cfg.distill_mix, self.cv[index]
+            direction = m * _unit(self.dv[index]) + (1 - m) * _unit(cv)
+            self.emb[index] = _unit(direction) * np.linalg.norm(cv)
         else:
             self.emb[index] = self.cv[index]
         self.bias[index] = self.cb[index]
@@ -343,23 +348,8 @@ class Student:
             group["lr"] = self.cfg.lr_dense * factor
 
     def replay_rows(self, skip: int) -> tuple[list[str], I64, I64]:
-        """Replayed interactions for a step: from the reservoir, or during a boost with a
-        horizon from the latest ``horizon`` before the ``skip`` being trained."""
-        n = self.cfg.replay_per_batch
-        _, left, horizon = self.boosted
-        if not (left and horizon):
-            return self.replay.sample(n)
-        end = len(self.recent) - skip
-        start = max(0, end - horizon)
-        n = min(n, end - start)
-        picks = (torch.randperm(end - start, generator=self.gen)[:n] + start).tolist()
-        hist = np.full((n, self.cfg.history), -1, dtype=np.int64)
-        users, items = [], np.zeros(n, dtype=np.int64)
-        for r, j in enumerate(picks):
-            user, items[r], h = self.recent[j]
-            users.append(user)
-            hist[r, : len(h)] = h
-        return users, items, hist
+        """Replayed interactions for a step (:func:`models.training.replay_rows`)."""
+        return replay_rows(self, skip)
 
     # ---- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class StudentConfig:
     distill: bool = True
     distill_min_count: int = 5  # an item is warm (a distillation target) from this count
     distill_weight: float = 1.0
+    # an id row starts halfway (1: all the way) from the cold head's direction to the distilled
+    distill_mix: float = 0.5
     sequence: bool = True  # False: the history window as an order-free mean (ablation)
     content: bool = True  # False: no teacher at all (ablation)
     user_min_count: int = 2  # frequency filter of the user id table
@@ -55,6 +57,8 @@ class StudentConfig:
             raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
         if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
             raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
+        if not 0.0 <= self.distill_mix <= 1.0:
+            raise ValueError("distill_mix must be in [0, 1]")
         if self.cooc_learn_every < 0:
             raise ValueError("cooc_learn_every >= 0 (0 keeps the boost weights fixed at 1)")
         if self.cooc_window < 1 or self.cooc_impute < 0 or self.cooc_neighbours < 1:

@@ -24,7 +24,7 @@ from models.towers import bucket
 if TYPE_CHECKING:
     from models.student import Student
 
-__all__ = ["adagrad", "train_step"]
+__all__ = ["adagrad", "replay_rows", "train_step"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -37,9 +37,29 @@ def _attention(pos: torch.Tensor, valid: torch.Tensor, ordered: bool) -> torch.T
     return att * valid
 
 
+def replay_rows(s: Student, skip: int) -> tuple[list[str], I64, I64]:
+    """Replayed interactions for a step: from the reservoir, or during a boost with a
+    horizon from the latest ``horizon`` before the ``skip`` being trained."""
+    n = s.cfg.replay_per_batch
+    _, left, horizon = s.boosted
+    if not (left and horizon):
+        return s.replay.sample(n)
+    end = len(s.recent) - skip
+    start = max(0, end - horizon)
+    n = min(n, end - start)
+    picks = (torch.randperm(end - start, generator=s.gen)[:n] + start).tolist()
+    hist = np.full((n, s.cfg.history), -1, dtype=np.int64)
+    users, items = [], np.zeros(n, dtype=np.int64)
+    for r, j in enumerate(picks):
+        user, items[r], h = s.recent[j]
+        users.append(user)
+        hist[r, : len(h)] = h
+    return users, items, hist
+
+
 def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     cfg, towers, emb = s.cfg, s.towers, s.catalog.embeddings
-    r_users, r_items, r_hist = s.replay_rows(len(batch))
+    r_users, r_items, r_hist = replay_rows(s, len(batch))
     users = [b[0] for b in batch] + list(r_users)
     rows_n, fresh_n = len(users), len(batch)
     hist = np.full((rows_n, cfg.history), -1, dtype=np.int64)

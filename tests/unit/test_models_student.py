@@ -66,18 +66,21 @@ def test_a_cold_item_is_served_from_content_alone() -> None:
     assert s.score_all("u1")[cold] == pytest.approx(before)
 
 
-@pytest.mark.parametrize("distill", [True, False])
-def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool) -> None:
-    s = _student(replace(TINY, distill=distill))
+@pytest.mark.parametrize(("distill", "mix"), [(True, 1.0), (True, 0.5), (False, 0.5)])
+def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool, mix: float) -> None:
+    s = _student(replace(TINY, distill=distill, distill_mix=mix))
     feed(s, STREAM.events[:100])
     s.flush()
     item = int(np.flatnonzero(s.n[: len(s.catalog)] == 0)[0])
     cold, distilled = s.cv[item].copy(), s.dv[item].copy()
     s.learn_one("someone", item, 1.0, 10_000)
     start = s.emb[item]
-    if distill:  # the distilled direction, the cold head's length
-        direction = distilled / np.linalg.norm(distilled)
+    if distill:  # mix of the way to the distilled direction, the cold head's length
+        unit = [x / np.linalg.norm(x) for x in (distilled, cold)]
+        direction = mix * unit[0] + (1 - mix) * unit[1]
+        direction /= np.linalg.norm(direction)
         np.testing.assert_allclose(start, direction * np.linalg.norm(cold), rtol=1e-5)
+        assert not np.allclose(start, cold)  # distillation moved it
     else:
         np.testing.assert_array_equal(start, cold)
     assert s.bias[item] == s.cb[item]  # a bias is earned, never distilled
