@@ -11,12 +11,12 @@
   core"). It starts as a copy of the cold head.
 - **Distilled head** (``dist_out``, on the cold head's hidden layer, detached): trained to
   predict the vector the collaborative side has learned for warm items. An item's id vector
-  starts in its direction at its first interaction (see :mod:`models.student`), so the id
-  side starts pointing where warm items like it point; being detached, it cannot pull the cold
-  head away from what brand-new items need. Only the direction is used, and no bias is
-  predicted: a warm item's length and bias are popularity it earned, and handing them to an
-  item at its first interaction let such items crowd out brand-new ones (README, "The
-  learning core").
+  starts halfway to its direction at its first interaction (see :mod:`models.student`), so
+  the id side starts pointing towards where warm items like it point; being detached, it
+  cannot pull the cold head away from what brand-new items need. Only the direction is used,
+  and no bias is predicted: a warm item's length and bias are popularity it earned, and
+  handing them to an item at its first interaction let such items crowd out brand-new ones
+  (README, "The learning core").
 - **Query parts**: ``profile`` (the teacher embedding of a user's profile text, projected),
   ``u0`` (the query of a user with no history), ``pos`` (attention logits of the last
   ``history`` interactions, most recent first).
