@@ -28,7 +28,8 @@ class StudentConfig:
     replay_size: int = 20_000
     negatives: int = 1024  # uniformly sampled catalog items per step (besides in-batch ones)
     lr_dense: float = 3e-3  # Adam, towers
-    lr_sparse: float = 0.1  # Adagrad, id rows
+    lr_sparse: float = 0.15  # Adagrad, item id rows
+    lr_user: float = 0.1  # Adagrad, user id rows
     blend: float = 1.0  # interactions at which id and content weigh the same
     distill: bool = True
     distill_min_count: int = 5  # an item is warm (a distillation target) from this count

@@ -166,7 +166,7 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     with torch.no_grad():
         adagrad(s, rows, e.grad, eb.grad)
         if ue.grad is not None and len(uniq):
-            s.users.adagrad_(torch.from_numpy(uniq), ue.grad, cfg.lr_sparse * s.lr_factor())
+            s.users.adagrad_(torch.from_numpy(uniq), ue.grad, cfg.lr_user * s.lr_factor())
 
 
 def adagrad(s: Student, rows: I64, g_emb: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
