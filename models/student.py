@@ -62,7 +62,7 @@ from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
 from models.student_config import ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
-from models.towers import Towers, bucket, content_np
+from models.towers import Towers, bucket, content_np, toward
 from models.training import replay_rows, train_step
 
 __all__ = ["MAX_WIDTH", "RECENT", "Student", "StudentConfig"]
@@ -71,10 +71,6 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 _BASIS_START = 16  # catalog size of the first teacher basis
 _ID_INIT_STD = 0.1  # without content, id vectors start random (all-zero rows would never move)
-
-
-def _unit(x: F32) -> F32:
-    return x / max(float(np.linalg.norm(x)), 1e-6)
 
 
 class _UserState:
@@ -190,20 +186,24 @@ class Student:
             self.flush()
 
     def _start_id(self, index: int) -> None:
-        """An item's first interaction: its id vector starts with the cold head's length and
-        bias, its direction ``distill_mix`` of the way from the cold head's to the distilled
-        head's (without distillation: the cold head's). Warm items' length and bias are
-        popularity they earned; all the way to the distilled direction, brand-new items lost
-        (README, "The learning core")."""
+        """An item's first interaction: its id row starts as the vector it was served with
+        while brand-new (:meth:`new_rows`), its bias at the cold head's. Warm items' length
+        and bias are popularity they earned; all the way to the distilled direction, brand-new
+        items lost (README, "The learning core")."""
         if not self.cfg.content:
             self.emb[index] = self._rng.normal(0.0, _ID_INIT_STD, self.cfg.dim)
-        elif self.cfg.distill:
-            m, cv = self.cfg.distill_mix, self.cv[index]
-            direction = m * _unit(self.dv[index]) + (1 - m) * _unit(cv)
-            self.emb[index] = _unit(direction) * np.linalg.norm(cv)
         else:
-            self.emb[index] = self.cv[index]
+            self.emb[index] = self.new_rows(np.array([index]))[0]
         self.bias[index] = self.cb[index]
+
+    def new_rows(self, idx: I64) -> F32:
+        """Brand-new items' vectors: the cold head's length, the direction ``distill_mix`` of
+        the way from the cold head's to the distilled head's (without distillation: the cold
+        head's), so an item is served the same before and at its first interaction."""
+        if not (self.cfg.distill and self.cfg.content):
+            return self.cv[idx]
+        cold, dist = torch.from_numpy(self.cv[idx]), torch.from_numpy(self.dv[idx])
+        return toward(cold, dist, self.cfg.distill_mix).numpy()
 
     def flush(self) -> None:
         if not self.pending:
@@ -262,9 +262,12 @@ class Student:
 
     def content_share(self, idx: Any, n: npt.NDArray[np.floating]) -> tuple[F32, F32]:
         """The cached content vectors and biases of rows ``idx`` with interaction counts ``n``:
-        the cold head's for brand-new items, the residual head's for the others."""
+        :meth:`new_rows` (and the cold head's bias) for brand-new items, the residual head's
+        for the others."""
         new = n == 0
-        vec = np.where(new[:, None], self.cv[idx], self.cr[idx])
+        vec = np.array(self.cr[idx])
+        if new.any():
+            vec[new] = self.new_rows(np.arange(len(self.cv))[idx][new])
         return vec, np.where(new, self.cb[idx], self.cbr[idx])
 
     def _alpha(self, n: npt.NDArray[np.floating]) -> F32:

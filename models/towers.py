@@ -44,7 +44,7 @@ from models.cooc import BUCKETS, bucket
 if TYPE_CHECKING:
     from models.student import StudentConfig
 
-__all__ = ["BUCKETS", "Towers", "bucket", "content_np"]
+__all__ = ["BUCKETS", "Towers", "bucket", "content_np", "toward"]
 
 
 F32 = npt.NDArray[np.float32]
@@ -116,3 +116,12 @@ def content_np(w: dict[str, F32], t: F32) -> tuple[F32, F32, F32, F32, F32]:
     rbias = h @ w["item_res_bias.weight"][0] + w["item_res_bias.bias"][0]
     f32 = np.float32
     return vec.astype(f32), bias.astype(f32), dvec.astype(f32), rvec.astype(f32), rbias.astype(f32)
+
+
+def toward(cold: torch.Tensor, distilled: torch.Tensor, mix: float) -> torch.Tensor:
+    """Rows with the length of ``cold``'s and a direction ``mix`` of the way from ``cold``'s
+    to ``distilled``'s: a brand-new item's served vector, and where its id row starts."""
+    length = cold.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    unit = distilled / distilled.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    direction = mix * unit + (1.0 - mix) * cold / length
+    return length * direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-6)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from models.towers import bucket
+from models.towers import bucket, toward
 
 if TYPE_CHECKING:
     from models.student import Student
@@ -90,6 +90,8 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     if hidden is not None:  # brand-new items: the cold head; the others: the residual head
         new = torch.from_numpy(counts[cand] == 0)
         rv, rb = towers.residual(hidden)
+        if cfg.distill:  # served as they start: turned towards the distilled direction
+            cv = toward(cv, towers.distilled(hidden.detach()).detach(), cfg.distill_mix)
         cv, cb = torch.where(new[:, None], cv, rv), torch.where(new, cb, rb)
     ac = a[cpos]
     v = ac[:, None] * e[cpos] + (1 - ac)[:, None] * cv

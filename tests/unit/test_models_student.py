@@ -73,8 +73,10 @@ def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool, mix: 
     s.flush()
     item = int(np.flatnonzero(s.n[: len(s.catalog)] == 0)[0])
     cold, distilled = s.cv[item].copy(), s.dv[item].copy()
+    served = s._v[item].copy()  # as a brand-new item
     s.learn_one("someone", item, 1.0, 10_000)
     start = s.emb[item]
+    np.testing.assert_allclose(start, served, rtol=1e-5, atol=1e-7)  # no jump at the hand-over
     if distill:  # mix of the way to the distilled direction, the cold head's length
         unit = [x / np.linalg.norm(x) for x in (distilled, cold)]
         direction = mix * unit[0] + (1 - mix) * unit[1]
@@ -89,7 +91,7 @@ def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool, mix: 
 
 
 def test_brand_new_items_get_the_cold_head_and_the_others_the_residual_head() -> None:
-    s = _student()
+    s = _student(replace(TINY, distill=False))  # with distillation: turned, tested above
     feed(s, STREAM.events[:100])  # after 100 events some items are still brand new
     s.flush()
     n = len(s.catalog)
@@ -97,6 +99,13 @@ def test_brand_new_items_get_the_cold_head_and_the_others_the_residual_head() ->
     assert new.any() and seen.any()
     a = s._alpha(s.n[:n])[:, None]
     np.testing.assert_allclose(s._v[:n][new], s.cv[:n][new], rtol=1e-6)
+    d = _student()  # with distillation: the cold head's length, turned halfway
+    feed(d, STREAM.events[:100])
+    d.flush()
+    fresh = np.flatnonzero(d.n[:n] == 0)
+    lengths = np.linalg.norm(d._v[fresh], axis=1)
+    np.testing.assert_allclose(lengths, np.linalg.norm(d.cv[fresh], axis=1), rtol=1e-5)
+    assert not np.allclose(d._v[fresh], d.cv[fresh], atol=1e-4)
     blended = a * s.emb[:n] + (1 - a) * s.cr[:n]
     np.testing.assert_allclose(s._v[:n][seen], blended[seen], rtol=1e-5, atol=1e-6)
     # the two heads started equal and learned apart, each from its own items
