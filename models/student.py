@@ -61,7 +61,7 @@ from models.cooc import Cooccurrence, combine
 from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
-from models.student_config import ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
+from models.student_config import CACHES, ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
 from models.towers import Towers, bucket, content_np, toward
 from models.training import replay_rows, train_step
 
@@ -122,6 +122,7 @@ class Student:
         self.tp = np.zeros((0, r), np.float32)
         # serving caches: blended vectors (also the history rows of queries), teacher gate, bias
         self._v = np.zeros((0, d), np.float32)
+        self._cn = np.zeros((0, d), np.float32)  # brand-new items' served vectors (new_rows)
         self._g, self._b = np.zeros(0, np.float32), np.zeros(0, np.float32)
         self.pending: list[tuple[str, int, list[int]]] = []
         # boosts of sampled pending events (by position) and of the batch being trained
@@ -138,7 +139,7 @@ class Student:
     # ---- protocol -----------------------------------------------------------------------
     def observe_item(self, index: int) -> None:
         size = index + 1
-        for name in (*ITEM_ARRAYS, "_v", "_g", "_b"):
+        for name in (*ITEM_ARRAYS, *CACHES):
             setattr(self, name, grow(getattr(self, name), size))
         self.fresh.observe(index, self.learned)
         self.cooc.observe_item(index)
@@ -196,14 +197,20 @@ class Student:
             self.emb[index] = self.new_rows(np.array([index]))[0]
         self.bias[index] = self.cb[index]
 
-    def new_rows(self, idx: I64) -> F32:
+    def new_rows(self, idx: Any) -> F32:
         """Brand-new items' vectors: the cold head's length, the direction ``distill_mix`` of
         the way from the cold head's to the distilled head's (without distillation: the cold
-        head's), so an item is served the same before and at its first interaction."""
-        if not (self.cfg.distill and self.cfg.content):
-            return self.cv[idx]
-        cold, dist = torch.from_numpy(self.cv[idx]), torch.from_numpy(self.dv[idx])
-        return toward(cold, dist, self.cfg.distill_mix).numpy()
+        head's), so an item is served the same before and at its first interaction. Cached
+        with the heads (:meth:`turn`)."""
+        return self._cn[idx]
+
+    def turn(self, rows: Any) -> None:
+        """Recompute :meth:`new_rows` of ``rows`` from the cached heads."""
+        cold = self.cv[rows]
+        if self.cfg.distill and self.cfg.content:
+            dist = torch.from_numpy(self.dv[rows])
+            cold = toward(torch.from_numpy(cold), dist, self.cfg.distill_mix).numpy()
+        self._cn[rows] = cold
 
     def flush(self) -> None:
         if not self.pending:
@@ -265,9 +272,7 @@ class Student:
         :meth:`new_rows` (and the cold head's bias) for brand-new items, the residual head's
         for the others."""
         new = n == 0
-        vec = np.array(self.cr[idx])
-        if new.any():
-            vec[new] = self.new_rows(np.arange(len(self.cv))[idx][new])
+        vec = np.where(new[:, None], self.new_rows(idx), self.cr[idx])
         return vec, np.where(new, self.cb[idx], self.cbr[idx])
 
     def _alpha(self, n: npt.NDArray[np.floating]) -> F32:
@@ -280,6 +285,7 @@ class Student:
         t = self.catalog.embeddings[rows]
         heads = content_np(self._w, t)
         self.cv[rows], self.cb[rows], self.dv[rows], self.cr[rows], self.cbr[rows] = heads
+        self.turn(rows)
         self.tp[rows] = t @ self._w["proj"].T
 
     def _fit_basis(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ITEM_ARRAYS", "MAX_WIDTH", "RECENT", "StudentConfig"]
+__all__ = ["CACHES", "ITEM_ARRAYS", "MAX_WIDTH", "RECENT", "StudentConfig"]
 
 #: floats per served item row, at most (docs/design.md: one low-dimensional scoring space)
 MAX_WIDTH = 128
@@ -13,6 +13,8 @@ MAX_WIDTH = 128
 RECENT = 4096
 #: the student's per-item arrays (one row per catalog item), as its state saves them
 ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "cr", "cbr", "tp")
+#: its per-item serving caches (derived from the arrays and the weights; saved with them)
+CACHES = ("_v", "_g", "_b", "_cn")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.cooc import Cooccurrence
-from models.student_config import ITEM_ARRAYS, RECENT
+from models.student_config import CACHES, ITEM_ARRAYS, RECENT
 
 if TYPE_CHECKING:
     from models.student import Student
@@ -33,7 +33,7 @@ def state_dict(s: Student) -> dict[str, Any]:
         "replay": s.replay.state_dict(),
         "recent": [(u, i, list(h)) for u, i, h in s.recent],
         "boost": (*s.boosted, s.last_loss),
-        "arrays": {k: getattr(s, k).copy() for k in (*ITEM_ARRAYS, "_v", "_g", "_b")},
+        "arrays": {k: getattr(s, k).copy() for k in (*ITEM_ARRAYS, *CACHES)},
         "fresh": s.fresh.state_dict(),
         "cooc": s.cooc.state_dict(),
         "pending": [(u, i, list(h)) for u, i, h in s.pending],
@@ -58,6 +58,9 @@ def load_state_dict(s: Student, state: dict[str, Any]) -> None:
         setattr(s, k, v.copy())
     if not current:  # cached residual rows, computed below
         s.cr, s.cbr = np.zeros_like(s.cv), np.zeros_like(s.cb)
+    if "_cn" not in state["arrays"]:  # from before brand-new items were served turned
+        s._cn = np.zeros_like(s.cv)
+        s.turn(slice(0, len(s.cv)))
     s.fresh.load_state_dict(state["fresh"])
     s.cooc = Cooccurrence(s.cfg.cooc_alpha, neighbours=s.cfg.cooc_neighbours)
     if "cooc" in state:

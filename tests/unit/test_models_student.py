@@ -266,3 +266,16 @@ def test_transfer_from_a_pretrained_checkpoint(tmp_path: Path) -> None:
     save_checkpoint(other, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="teacher dim 7"):
         load_pretrained(_student(n_items=0), tmp_path / "other.ckpt")
+
+
+def test_a_checkpoint_without_the_turned_rows_derives_them() -> None:
+    s = _student()
+    feed(s, STREAM.events[:100])
+    s.flush()
+    state = s.state_dict()
+    del state["arrays"]["_cn"]  # saved before brand-new items were served turned
+    t = _student()
+    t.load_state_dict(state)
+    n = len(s.catalog)
+    assert np.abs(s.new_rows(slice(0, n))).sum() > 0
+    np.testing.assert_array_equal(t.new_rows(slice(0, n)), s.new_rows(slice(0, n)))
