@@ -62,6 +62,7 @@ from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
 from models.student_config import CACHES, ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
+from models.student_optim import param_groups, regroup
 from models.towers import Towers, bucket, content_np, toward
 from models.training import replay_rows, train_step
 
@@ -99,7 +100,7 @@ class Student:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.towers = Towers(catalog.dim, cfg)
-        self.opt = torch.optim.Adam(self.towers.parameters(), lr=cfg.lr_dense, fused=True)
+        self.opt = torch.optim.Adam(param_groups(self.towers, cfg), lr=cfg.lr_dense, fused=True)
         self.gen = torch.Generator().manual_seed(seed)
         self._rng = np.random.default_rng(seed + 2)
         self.users = IdTable(
@@ -354,7 +355,7 @@ class Student:
 
     def _set_lr(self, factor: float) -> None:
         for group in self.opt.param_groups:
-            group["lr"] = self.cfg.lr_dense * factor
+            group["lr"] = self.cfg.lr_dense * factor * group["rate"]
 
     def replay_rows(self, skip: int) -> tuple[list[str], I64, I64]:
         """Replayed interactions for a step (:func:`models.training.replay_rows`)."""
@@ -373,7 +374,7 @@ class Student:
         1, Adam starts afresh; returns False."""
         missing, _ = self.towers.load_state_dict(towers, strict=False)
         if not missing:
-            self.opt.load_state_dict(opt)
+            self.opt.load_state_dict(regroup(opt, self.towers, self.opt))
             return True
         if not all(k.startswith(("item_res", "cooc_log")) for k in missing):
             raise KeyError(f"the checkpoint's student lacks {missing}")

@@ -32,6 +32,9 @@ class StudentConfig:
     lr_dense: float = 3e-3  # Adam, towers
     lr_sparse: float = 0.15  # Adagrad, item id rows
     lr_user: float = 0.1  # Adagrad, user id rows
+    # u0, the query of a user with no history, learns at this multiple of lr_dense: only a
+    # user's first event trains it, too rarely for the dense rate (README, "The learning core")
+    lr_new_user: float = 10.0
     blend: float = 1.0  # interactions at which id and content weigh the same
     distill: bool = True
     distill_min_count: int = 5  # an item is warm (a distillation target) from this count
@@ -60,6 +63,8 @@ class StudentConfig:
             raise ValueError("dim, history and batch_size must be >= 1, teacher_rank >= 0")
         if self.cooc_weight < 0 or not 0.0 <= self.cooc_alpha <= 1.0 or self.cooc_top < 1:
             raise ValueError("cooc_weight >= 0, 0 <= cooc_alpha <= 1 and cooc_top >= 1")
+        if self.lr_new_user <= 0:
+            raise ValueError("lr_new_user must be > 0")
         if not 0.0 <= self.distill_mix <= 1.0:
             raise ValueError("distill_mix must be in [0, 1]")
         if self.cooc_learn_every < 0:

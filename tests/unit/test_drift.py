@@ -106,6 +106,7 @@ def test_boost_raises_both_learning_rates_for_n_steps_then_restores_them() -> No
     _learn(st, 8)
     assert st.boosted[1] == 0 and st.lr_factor() == 1.0
     assert st.opt.param_groups[0]["lr"] == pytest.approx(lr)
+    assert st.opt.param_groups[1]["lr"] == pytest.approx(lr * st.cfg.lr_new_user)  # u0's rate
     assert np.isfinite(st.last_loss)
     for bad in ({"factor": 0.0, "steps": 1}, {"factor": 2.0, "steps": -1}):
         with pytest.raises(ValueError, match="boost needs"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from core.records import Interaction, Item
 from models import student_queries
@@ -266,6 +267,35 @@ def test_transfer_from_a_pretrained_checkpoint(tmp_path: Path) -> None:
     save_checkpoint(other, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="teacher dim 7"):
         load_pretrained(_student(n_items=0), tmp_path / "other.ckpt")
+
+
+def test_u0_learns_at_its_own_rate_and_a_one_group_checkpoint_regroups() -> None:
+    s = _student()
+    dense, fast = s.opt.param_groups
+    assert fast["params"][0] is s.towers.u0 and len(fast["params"]) == 1
+    assert all(p is not s.towers.u0 for p in dense["params"])
+    assert fast["lr"] == pytest.approx(s.cfg.lr_new_user * dense["lr"])
+    feed(s, STREAM.events[:100])
+    s.flush()
+    assert float(s.towers.u0.detach().abs().sum()) > 0  # first events trained it
+    state = s.state_dict()
+    # as saved before u0 had its own rate: one group, parameters in named_parameters order
+    old = torch.optim.Adam(s.towers.parameters(), lr=s.cfg.lr_dense, fused=True)
+    for p in s.towers.parameters():
+        old.state[p] = {k: v.clone() for k, v in s.opt.state[p].items()}
+    state["opt"] = old.state_dict()
+    t = _student()
+    t.load_state_dict(state)
+    moved = 0
+    for a, b in zip(s.towers.parameters(), t.towers.parameters(), strict=True):
+        if "exp_avg" in s.opt.state[a]:  # a parameter no step reached has no moments yet
+            torch.testing.assert_close(t.opt.state[b]["exp_avg"], s.opt.state[a]["exp_avg"])
+            moved += 1
+    assert moved > 5 and "exp_avg" in t.opt.state[t.towers.u0]
+    assert [g["lr"] for g in t.opt.param_groups] == [g["lr"] for g in s.opt.param_groups]
+    feed(s, STREAM.events[100:300])
+    feed(t, STREAM.events[100:300])
+    np.testing.assert_allclose(t.score_all("u1"), s.score_all("u1"), rtol=1e-5, atol=1e-6)
 
 
 def test_a_checkpoint_without_the_turned_rows_derives_them() -> None:
