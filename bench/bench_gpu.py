@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from bench.bench_serving import STUDENT_DIM, TEACHER_DIM, USERS, bench_session, tables
+from bench.bench_serving import USERS, WIDTH, bench_session, tables
 from bench.common import show
 from serving.scorer import CUDA, Scorer
 from snapshotlib.store import SnapshotStore
 
-WIDTHS = {"exact": STUDENT_DIM + TEACHER_DIM}
+WIDTHS = {"exact": WIDTH}
 F32 = np.ndarray[Any, np.dtype[np.float32]]
 I64 = np.ndarray[Any, np.dtype[np.int64]]
 

@@ -40,7 +40,7 @@ from serving.scorer import Scorer
 from snapshotlib.store import SnapshotStore
 from snapshotlib.tables import CoocTables, ServingTables
 
-STUDENT_DIM, TEACHER_DIM = StudentConfig().dim, StudentConfig().teacher_rank
+WIDTH = StudentConfig().width  # id/content + teacher projection + the new-user column
 USERS = 2000
 
 
@@ -205,7 +205,7 @@ def main() -> None:
         "onnxruntime": ort.__version__,
         "providers_available": ",".join(ort.get_available_providers()),
     }
-    widths = {"exact": STUDENT_DIM + TEACHER_DIM}
+    widths = {"exact": WIDTH}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for label, width in widths.items():

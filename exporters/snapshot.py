@@ -15,12 +15,13 @@ A snapshot is one directory per version under ``COLDSTREAM_SNAPSHOT_DIR``::
         manifest.json     version, times, offsets, dimensions, sha256 of every file, signature
 
 The scoring graph is what the student computes in :meth:`models.student.Student.score_all`:
-``dense = query @ items.T + bias`` with ``items = [blended vector, gated teacher projection]``
-per catalog row (at most 128 floats) and ``query = [user vector, projected teacher
-history/profile]`` per user; then the co-occurrence term (:func:`models.cooc.combine`): the
-query's boosted items (inputs ``boost_rows``/``boost``, which :mod:`serving.scorer` computes
-per request from ``cooc_*.npy`` and the user's window, as the student does) are added, and
-cold items get the mean boost of the ``impute`` best warm items; followed by ONNX ``TopK``.
+``dense = query @ items.T + bias`` with ``items = [blended vector, gated teacher projection,
+new-user freshness term]`` per catalog row (at most 128 floats) and ``query = [user vector,
+projected teacher history/profile, 1 if the user has no history else 0]`` per user; then the
+co-occurrence term (:func:`models.cooc.combine`): the query's boosted items (inputs
+``boost_rows``/``boost``, which :mod:`serving.scorer` computes per request from ``cooc_*.npy``
+and the user's window, as the student does) are added, and cold items get the mean boost of
+the ``impute`` best warm items; followed by ONNX ``TopK``.
 torch's ONNX exporter writes the graph once per shape signature (query width, ``k_max``,
 ``impute``) with the item tables as dynamic inputs; each snapshot then stores that graph with
 the current matrix, bias and cold flags as initializers (so a snapshot costs milliseconds, not
@@ -28,8 +29,8 @@ the exporter's seconds). The catalog is padded to ``k_max`` rows, plus one row t
 boost slots point at, with ``-3e38`` bias, so the graph never depends on the catalog size.
 
 ``teacher_rank`` optionally narrows the rows' teacher part further, to its top ``r`` right
-singular vectors: the matrix narrows from ``dim + student teacher_rank`` to ``dim + r`` columns
-and the scores become approximate. The default is exact (what was evaluated is served).
+singular vectors: the matrix narrows from ``dim + student teacher_rank + 1`` to ``dim + r + 1``
+columns and the scores become approximate. The default is exact (what was evaluated is served).
 
 Writing is atomic: files go to a temporary directory, are fsynced, the directory is renamed to
 its version, and only then ``LATEST`` is replaced (temporary file, fsync, rename). With
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.student_config import NEW_USER_COLUMNS
 from snapshotlib.store import SnapshotStore
 from snapshotlib.tables import CoocTables, ServingTables, Snapshot
 
@@ -70,19 +72,23 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
             h = st.hist[-hist_len:]
             history[r, : len(h)] = h
     d, dt = student.cfg.dim, student.catalog.dim
-    tw = student.cfg.width - d  # the rows' teacher part
+    tw = student.cfg.width - d - NEW_USER_COLUMNS  # the rows' teacher part
     rank = None
     if teacher_rank is not None and teacher_rank < tw and len(items):
         # principal directions of the rows' teacher part (uncentred: dot products)
-        _, _, vt = np.linalg.svd(items[:, d:], full_matrices=False)
+        te = slice(d, d + tw)
+        _, _, vt = np.linalg.svd(items[:, te], full_matrices=False)
         basis = vt[:teacher_rank].T.astype(np.float32)  # (tw, r)
-        items = np.concatenate([items[:, :d], items[:, d:] @ basis], axis=1)
-        queries = np.concatenate([queries[:, :d], queries[:, d:] @ basis], axis=1)
+        items = np.concatenate([items[:, :d], items[:, te] @ basis, items[:, d + tw :]], axis=1)
+        queries = np.concatenate(
+            [queries[:, :d], queries[:, te] @ basis, queries[:, d + tw :]], axis=1
+        )
         rank = int(basis.shape[1])
+    width = d + (tw if rank is None else rank) + NEW_USER_COLUMNS
     dims: dict[str, Any] = {
         "items": len(items),
         "users": len(user_ids),
-        "width": int(items.shape[1]) if len(items) else d + (tw if rank is None else rank),
+        "width": int(items.shape[1]) if len(items) else width,
         "student_dim": d,
         "teacher_dim": dt,
         "teacher_width": tw,

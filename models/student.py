@@ -62,7 +62,7 @@ from models.freshness import Freshness
 from models.idtable import IdTable
 from models.replay import ReplayBuffer
 from models.student_config import CACHES, ITEM_ARRAYS, MAX_WIDTH, RECENT, StudentConfig
-from models.student_optim import param_groups, regroup
+from models.student_optim import load_towers, param_groups
 from models.towers import Towers, bucket, content_np, toward
 from models.training import replay_rows, train_step
 
@@ -125,6 +125,7 @@ class Student:
         self._v = np.zeros((0, d), np.float32)
         self._cn = np.zeros((0, d), np.float32)  # brand-new items' served vectors (new_rows)
         self._g, self._b = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        self._fn = np.zeros(0, np.float32)  # the new-user freshness term (the rows' last column)
         self.pending: list[tuple[str, int, list[int]]] = []
         # boosts of sampled pending events (by position) and of the batch being trained
         self._boosts: dict[int, tuple[I64, F32]] = {}
@@ -232,9 +233,9 @@ class Student:
         n = len(self.catalog)
         q = self.query(user_id)
         d = self.cfg.dim
-        out = self._v[:n] @ q[:d] + self._b[:n]
+        out = self._v[:n] @ q[:d] + self._b[:n] + q[-1] * self._fn[:n]
         if self.cfg.content:
-            out += self._g[:n] * (self.tp[:n] @ q[d:])
+            out += self._g[:n] * (self.tp[:n] @ q[d:-1])
         if not self.cfg.cooc_weight:
             return out.astype(np.float32)
         idx, boost = self.cooc_boost(user_id)
@@ -265,8 +266,9 @@ class Student:
         content, content_b = self.content_share(idx, self.n[idx])
         self._v[idx] = a[:, None] * self.emb[idx] + (1 - a)[:, None] * content
         self._g[idx] = self._w["gate"][bucket(self.n[idx])]
-        fresh = self.fresh.features(idx, self.learned) @ self._w["fresh.weight"][0]
-        self._b[idx] = a * self.bias[idx] + (1 - a) * content_b + fresh
+        feats = self.fresh.features(idx, self.learned)
+        self._fn[idx] = feats @ self._w["fresh_new.weight"][0]
+        self._b[idx] = a * self.bias[idx] + (1 - a) * content_b + feats @ self._w["fresh.weight"][0]
 
     def content_share(self, idx: Any, n: npt.NDArray[np.floating]) -> tuple[F32, F32]:
         """The cached content vectors and biases of rows ``idx`` with interaction counts ``n``:
@@ -369,18 +371,8 @@ class Student:
         _state.load_state_dict(self, saved)
 
     def load_towers(self, towers: dict[str, torch.Tensor], opt: dict[str, Any]) -> bool:
-        """Load dense weights and their optimiser state. A checkpoint from before the residual
-        head or the boost weights lacks them: the head starts as the cold head, the weights at
-        1, Adam starts afresh; returns False."""
-        missing, _ = self.towers.load_state_dict(towers, strict=False)
-        if not missing:
-            self.opt.load_state_dict(regroup(opt, self.towers, self.opt))
-            return True
-        if not all(k.startswith(("item_res", "cooc_log")) for k in missing):
-            raise KeyError(f"the checkpoint's student lacks {missing}")
-        if any(k.startswith("item_res") for k in missing):
-            self.towers.init_residual()
-        return False
+        """Dense weights and Adam's state (:func:`models.student_optim.load_towers`)."""
+        return load_towers(self, towers, opt)
 
     def load_user_state(self, entries: list[tuple[str, list[int], F32 | None, int]]) -> None:
         self.state = OrderedDict()

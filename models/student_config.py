@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["CACHES", "ITEM_ARRAYS", "MAX_WIDTH", "RECENT", "StudentConfig"]
+__all__ = ["CACHES", "ITEM_ARRAYS", "MAX_WIDTH", "NEW_USER_COLUMNS", "RECENT", "StudentConfig"]
 
 #: floats per served item row, at most (docs/design.md: one low-dimensional scoring space)
 MAX_WIDTH = 128
@@ -14,7 +14,9 @@ RECENT = 4096
 #: the student's per-item arrays (one row per catalog item), as its state saves them
 ITEM_ARRAYS = ("emb", "emb_acc", "bias", "bias_acc", "n", "cv", "cb", "dv", "cr", "cbr", "tp")
 #: its per-item serving caches (derived from the arrays and the weights; saved with them)
-CACHES = ("_v", "_g", "_b", "_cn")
+CACHES = ("_v", "_g", "_b", "_cn", "_fn")
+#: the served row's last column: the new-user freshness term (a query's flag "no history")
+NEW_USER_COLUMNS = 1
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,9 @@ class StudentConfig:
     lr_dense: float = 3e-3  # Adam, towers
     lr_sparse: float = 0.15  # Adagrad, item id rows
     lr_user: float = 0.1  # Adagrad, user id rows
-    # u0, the query of a user with no history, learns at this multiple of lr_dense: only a
-    # user's first event trains it, too rarely for the dense rate (README, "The learning core")
+    # the parameters only a user's first event trains (u0, the query of a user with no history,
+    # and the new-user freshness weights) learn at this multiple of lr_dense: too rarely
+    # trained for the dense rate (README, "The learning core")
     lr_new_user: float = 10.0
     blend: float = 1.0  # interactions at which id and content weigh the same
     distill: bool = True
@@ -71,16 +74,18 @@ class StudentConfig:
             raise ValueError("cooc_learn_every >= 0 (0 keeps the boost weights fixed at 1)")
         if self.cooc_window < 1 or self.cooc_impute < 0 or self.cooc_neighbours < 1:
             raise ValueError("cooc_window >= 1, cooc_impute >= 0 and cooc_neighbours >= 1")
-        if self.dim + self.teacher_rank > MAX_WIDTH:
+        if self.dim + self.teacher_rank + NEW_USER_COLUMNS > MAX_WIDTH:
             raise ValueError(
-                f"dim + teacher_rank is {self.dim + self.teacher_rank}: a served item row holds "
-                f"at most {MAX_WIDTH} floats"
+                f"dim + teacher_rank + {NEW_USER_COLUMNS} is "
+                f"{self.dim + self.teacher_rank + NEW_USER_COLUMNS}: a served item row holds at "
+                f"most {MAX_WIDTH} floats"
             )
 
     @property
     def width(self) -> int:
-        """Floats per served item row (and per query)."""
-        return self.dim + (self.teacher_rank if self.content else 0)
+        """Floats per served item row (and per query): the id/content part, the teacher part,
+        the new-user column."""
+        return self.dim + (self.teacher_rank if self.content else 0) + NEW_USER_COLUMNS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -53,12 +53,13 @@ def query(s: Student, user_id: str) -> F32:
     row = s.users.get(user_id)
     if row >= 0:
         q = q + s.users.weight[row].numpy()
+    new_user = [0.0 if hist and len(s._v) else 1.0]  # weighs the rows' new-user column
     if not cfg.content:
-        return q.astype(np.float32)
+        return np.concatenate([q, new_user]).astype(np.float32)
     if st is not None and st.profile is not None:
         q = q + w["profile.weight"] @ st.profile + w["profile.bias"]
         x = x + w["sim"][1] * (w["proj"] @ st.profile)
-    return np.concatenate([q, x]).astype(np.float32)
+    return np.concatenate([q, x, new_user]).astype(np.float32)
 
 
 def queries(s: Student, user_ids: list[str | None]) -> F32:
@@ -75,28 +76,28 @@ def queries(s: Student, user_ids: list[str | None]) -> F32:
         safe = np.zeros((len(states), 0), dtype=np.int64)
         att = att[:, :0]
     q = np.einsum("rh,rhd->rd", att, s._v[safe])
-    q[att.sum(1) == 0] += w["u0"]
+    new_user = (att.sum(1) == 0)[:, None].astype(np.float64)
+    q[new_user[:, 0] > 0] += w["u0"]
     rows = np.array([-1 if u is None else s.users.get(u) for u in user_ids], np.int64)
     known = rows >= 0
     if known.any():
         q[known] += s.users.weight[torch.from_numpy(rows[known])].numpy()
     if not cfg.content:
-        return q.astype(np.float32)
+        return np.concatenate([q, new_user], axis=1).astype(np.float32)
     x = w["sim"][0] * np.einsum("rh,rhk->rk", att, s.tp[safe])
     for r, st in enumerate(states):
         if st is not None and st.profile is not None:
             q[r] += w["profile.weight"] @ st.profile + w["profile.bias"]
             x[r] += w["sim"][1] * (w["proj"] @ st.profile)
-    return np.concatenate([q, x], axis=1).astype(np.float32)
+    return np.concatenate([q, x, new_user], axis=1).astype(np.float32)
 
 
 def serving_rows(s: Student) -> tuple[F32, F32]:
     """The served item matrix and bias, one row per catalog item: :meth:`score_all` is
     ``rows @ query + bias``."""
     n = len(s.catalog)
-    rows = s._v[:n]
-    if s.cfg.content:
-        rows = np.concatenate([rows, s._g[:n, None] * s.tp[:n]], axis=1)
+    parts = [s._v[:n], s._g[:n, None] * s.tp[:n]] if s.cfg.content else [s._v[:n]]
+    rows = np.concatenate([*parts, s._fn[:n, None]], axis=1)
     return rows.astype(np.float32), s._b[:n].astype(np.float32)
 
 

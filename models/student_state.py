@@ -58,6 +58,8 @@ def load_state_dict(s: Student, state: dict[str, Any]) -> None:
         setattr(s, k, v.copy())
     if not current:  # cached residual rows, computed below
         s.cr, s.cbr = np.zeros_like(s.cv), np.zeros_like(s.cb)
+    if "_fn" not in state["arrays"]:  # from before the new-user freshness weights (derived
+        s._fn = np.zeros_like(s.cb)  # by sync_weights below: their weights are missing too)
     if "_cn" not in state["arrays"]:  # from before brand-new items were served turned
         s._cn = np.zeros_like(s.cv)
         s.turn(slice(0, len(s.cv)))

@@ -24,7 +24,9 @@
   embeddings, set by the student, not trained), ``sim`` (weights of the history and profile
   teacher terms) and ``gate`` (the channel's weight on the item side per log2 bucket of the
   item's interaction count: the hand-over from content to id).
-- ``fresh``: weights of the freshness features (age and decayed recent counts).
+- ``fresh``: weights of the freshness features (age and decayed recent counts);
+  ``fresh_new``: weights added to them for a query with no history (a new user's first item
+  follows another popularity than a user's next one), starting at zero.
 - ``cooc_log``: log weight of the co-occurrence term's boost per log2 bucket of the boosted
   item's interaction count (:func:`models.cooc.weigh`), learned from the boosts of every
   ``cooc_learn_every``-th interaction against the step's dense scores (detached).
@@ -79,6 +81,8 @@ class Towers(nn.Module):
         self.init_residual()
         if cfg.cooc_weight and cfg.cooc_learn_every:
             self.cooc_log = nn.Parameter(torch.zeros(BUCKETS))
+        self.fresh_new = nn.Linear(2 * len(cfg.fresh_scales), 1, bias=False)
+        nn.init.zeros_(self.fresh_new.weight)
 
     def init_residual(self) -> None:
         """The residual head starts as the cold head (its bias at zero)."""

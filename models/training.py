@@ -103,7 +103,8 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     valid_t = torch.from_numpy(valid)
     att = _attention(towers.pos, valid_t, cfg.sequence)
     q = torch.bmm(att[:, None, :], ctx[hpos]).squeeze(1)
-    q = q + (~valid_t.any(1)).float()[:, None] * towers.u0
+    no_hist = (~valid_t.any(1)).float()
+    q = q + no_hist[:, None] * towers.u0
     profiles = np.zeros((rows_n, emb.shape[1]), dtype=np.float32)
     has_profile = np.zeros(rows_n, dtype=np.float32)
     for r, u in enumerate(users):
@@ -134,7 +135,9 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
         logits = torch.addmm(bias, q, v.T)
     feats = s.fresh.features(cand, s.learned - fresh_n)  # as the batch began
     now_rows = (torch.arange(rows_n) < fresh_n).float()
-    logits = logits + now_rows[:, None] * towers.fresh(torch.from_numpy(feats)).squeeze(-1)
+    ft = torch.from_numpy(feats)  # and for a query with no history, its weights added
+    fresh = towers.fresh(ft).squeeze(-1) + no_hist[:, None] * towers.fresh_new(ft).squeeze(-1)
+    logits = logits + now_rows[:, None] * fresh
     # logQ: each candidate's expected share of the sample (in-batch by popularity + uniform)
     pop = counts[cand] + 1.0
     share = rows_n * pop / (counts.sum() + n_cat) + cfg.negatives / n_cat

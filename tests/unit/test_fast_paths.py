@@ -40,7 +40,9 @@ def test_queries_equal_the_per_user_definition() -> None:
         if st is not None and st.profile is not None:
             q += w["profile.weight"] @ st.profile + w["profile.bias"]
             x += w["sim"][1] * (w["proj"] @ st.profile)
-        np.testing.assert_allclose(got[r], np.concatenate([q, x]), rtol=1e-5, atol=1e-6)
+        new_user = [0.0 if hist else 1.0]  # weighs the rows' new-user column
+        np.testing.assert_allclose(got[r], np.concatenate([q, x, new_user]), rtol=1e-5, atol=1e-6)
+    assert got[-1, -1] == 1.0 and got[:-1, -1].sum() < len(users) - 1  # some have a history
 
 
 def test_decayed_counts_equal_the_event_by_event_update() -> None:

@@ -40,7 +40,7 @@ def test_served_rows_are_narrow_and_score_like_the_student() -> None:
     feed(s, STREAM.events[:200])
     s.flush()
     rows, bias = s.serving_rows()
-    assert rows.shape == (len(s.catalog), TINY.dim + TINY.teacher_rank) == (40, TINY.width)
+    assert rows.shape == (len(s.catalog), TINY.dim + TINY.teacher_rank + 1) == (40, TINY.width)
     cold = s.cooc.n[: len(s.catalog)] == 0
     for user in ("u1", "nobody"):
         dense = rows @ s.query(user) + bias
@@ -269,15 +269,19 @@ def test_transfer_from_a_pretrained_checkpoint(tmp_path: Path) -> None:
         load_pretrained(_student(n_items=0), tmp_path / "other.ckpt")
 
 
-def test_u0_learns_at_its_own_rate_and_a_one_group_checkpoint_regroups() -> None:
+def test_new_user_parameters_learn_at_their_own_rate_and_a_one_group_checkpoint_regroups() -> None:
     s = _student()
     dense, fast = s.opt.param_groups
-    assert fast["params"][0] is s.towers.u0 and len(fast["params"]) == 1
-    assert all(p is not s.towers.u0 for p in dense["params"])
+    new = [s.towers.u0, s.towers.fresh_new.weight]
+    assert len(fast["params"]) == 2 and all(
+        p is q for p, q in zip(fast["params"], new, strict=True)
+    )
+    assert all(p is not q for p in dense["params"] for q in new)
     assert fast["lr"] == pytest.approx(s.cfg.lr_new_user * dense["lr"])
     feed(s, STREAM.events[:100])
     s.flush()
-    assert float(s.towers.u0.detach().abs().sum()) > 0  # first events trained it
+    for p in new:  # first events trained them
+        assert float(p.detach().abs().sum()) > 0
     state = s.state_dict()
     # as saved before u0 had its own rate: one group, parameters in named_parameters order
     old = torch.optim.Adam(s.towers.parameters(), lr=s.cfg.lr_dense, fused=True)
@@ -296,6 +300,27 @@ def test_u0_learns_at_its_own_rate_and_a_one_group_checkpoint_regroups() -> None
     feed(s, STREAM.events[100:300])
     feed(t, STREAM.events[100:300])
     np.testing.assert_allclose(t.score_all("u1"), s.score_all("u1"), rtol=1e-5, atol=1e-6)
+
+
+def test_new_users_get_the_new_user_column_and_old_checkpoints_start_it_at_zero() -> None:
+    s = _student()
+    feed(s, STREAM.events[:300])
+    s.flush()
+    rows, _ = s.serving_rows()  # they score like the student: the test above
+    known = next(u for u, st in s.state.items() if st.hist)
+    assert s.query(known)[-1] == 0.0 and s.query("never-seen")[-1] == 1.0
+    assert np.abs(rows[:, -1]).sum() > 0  # the term learned something
+    state = s.state_dict()  # as saved before the new-user freshness weights
+    del state["towers"]["fresh_new.weight"], state["arrays"]["_fn"]
+    t = _student()
+    t.load_state_dict(state)
+    assert float(t.towers.fresh_new.weight.detach().abs().sum()) == 0
+    rows_t, _ = t.serving_rows()
+    assert rows_t.shape == rows.shape and not rows_t[:, -1].any()
+    for k in range(8):  # new users' first events train it from there
+        t.learn_one(f"newcomer{k}", k, 1.0, t.now + 1)
+    t.flush()
+    assert t.serving_rows()[0][:, -1].any()
 
 
 def test_a_checkpoint_without_the_turned_rows_derives_them() -> None:

@@ -197,7 +197,8 @@ def test_small_catalog_is_padded_not_recompiled(tmp_path: Path) -> None:
 def test_teacher_rank_narrows_the_matrix(student: Student) -> None:
     exact = serving_tables(student)
     narrow = serving_tables(student, teacher_rank=8)
-    assert narrow.width == student.cfg.dim + 8 < exact.width
+    assert narrow.width == student.cfg.dim + 8 + 1 < exact.width  # + the new-user column
+    np.testing.assert_array_equal(narrow.items[:, -1], exact.items[:, -1])
     ref = exact.queries @ exact.items.T + exact.bias
     approx = narrow.queries @ narrow.items.T + narrow.bias
     top_ref = np.argsort(-ref, axis=1)[:, :20]
