@@ -1,9 +1,9 @@
 """The online student: a two-tower recommender in one low-dimensional scoring space.
 
-Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teacher_rank`` floats
-(96 by default, at most 128) and a bias:
+Item ``i`` with ``n`` interactions so far is served as one row of ``dim + teacher_rank + 1``
+floats (97 by default, at most 128) and a bias:
 
-    row_i  = [a * e_i + (1 - a) * c_i,  g(n) * P t_i],        a = n / (n + blend)
+    row_i  = [a * e_i + (1 - a) * c_i,  g(n) * P t_i,  w_new . fresh_i],   a = n / (n + blend)
     bias_i = a * beta_i + (1 - a) * cb_i + w . fresh_i
 
 ``t_i`` is the teacher embedding; ``c_i``/``cb_i`` the cold head of the content tower while
@@ -16,12 +16,14 @@ vectors from text), with the cold head's length and bias, and takes over from co
 (refitted each time the catalog doubles, up to ``basis_until`` items, then fixed), so the
 teacher enters through a projection; ``g(n)`` a learned weight per log2 bucket of ``n`` (the
 teacher channel's hand-over); ``fresh_i`` the item's age and decayed recent interactions
-(:mod:`models.freshness`).
+(:mod:`models.freshness`), under weights ``w`` for every query and ``w_new`` added for a query
+with no history (:mod:`models.student_optim` says why ``u0`` and ``w_new`` learn faster).
 
-A user's query is ``[q_u, P x_u]``:
+A user's query is ``[q_u, P x_u, new_u]``:
 
     q_u = sum_k att_k row_{h_k}[:dim] + e_u + W p_u      (u0 instead of the sum if no history)
     x_u = sim_h * sum_k att_k t_{h_k} + sim_p * p_u
+    new_u = 1 if the user has no history, else 0
 
 over their last ``history`` interactions ``h_0`` (most recent), ``h_1``, ...: attention by
 position (learned), over the same item vectors the targets use (item-to-item, the signal of
