@@ -76,8 +76,9 @@ def queries(s: Student, user_ids: list[str | None]) -> F32:
         safe = np.zeros((len(states), 0), dtype=np.int64)
         att = att[:, :0]
     q = np.einsum("rh,rhd->rd", att, s._v[safe])
-    new_user = (att.sum(1) == 0)[:, None].astype(np.float64)
-    q[new_user[:, 0] > 0] += w["u0"]
+    no_hist = att.sum(1) == 0
+    q[no_hist] += w["u0"]
+    new_user = no_hist[:, None].astype(np.float64)  # weighs the rows' new-user column
     rows = np.array([-1 if u is None else s.users.get(u) for u in user_ids], np.int64)
     known = rows >= 0
     if known.any():
