@@ -10,8 +10,10 @@ floats (97 by default, at most 128) and a bias:
 ``n = 0``, its residual head from the first interaction on (each head learns only from its
 items: serving brand-new items alone, and correcting id rows, are different jobs);
 ``e_i``/``beta_i`` the item's id row (sparse Adagrad), which starts at the item's first
-interaction halfway to the direction of the *distilled* head (trained to predict warm items'
-vectors from text), with the cold head's length and bias, and takes over from content;
+interaction three quarters of the way to the direction of the *distilled* head (trained to
+predict warm items' vectors from text), with the cold head's length and bias, and takes over
+from content (a brand-new item is served that start vector; the cold head learns without the
+turn);
 ``P`` the top ``teacher_rank`` principal directions of the catalog's teacher embeddings
 (refitted each time the catalog doubles, up to ``basis_until`` items, then fixed), so the
 teacher enters through a projection; ``g(n)`` a learned weight per log2 bucket of ``n`` (the

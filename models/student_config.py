@@ -42,8 +42,9 @@ class StudentConfig:
     distill: bool = True
     distill_min_count: int = 5  # an item is warm (a distillation target) from this count
     distill_weight: float = 1.0
-    # an id row starts halfway (1: all the way) from the cold head's direction to the distilled
-    distill_mix: float = 0.5
+    # a brand-new item is served, and its id row starts, this share of the way (1: all the way)
+    # from the cold head's direction to the distilled one, with the cold head's length
+    distill_mix: float = 0.75
     sequence: bool = True  # False: the history window as an order-free mean (ablation)
     content: bool = True  # False: no teacher at all (ablation)
     user_min_count: int = 2  # frequency filter of the user id table

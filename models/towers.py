@@ -10,10 +10,12 @@
   at serving brand-new items on its own; apart, each does one job (README, "The learning
   core"). It starts as a copy of the cold head.
 - **Distilled head** (``dist_out``, on the cold head's hidden layer, detached): trained to
-  predict the vector the collaborative side has learned for warm items. An item's id vector
-  starts halfway to its direction at its first interaction (see :mod:`models.student`), so
-  the id side starts pointing towards where warm items like it point; being detached, it
-  cannot pull the cold head away from what brand-new items need. Only the direction is used,
+  predict the vector the collaborative side has learned for warm items. A brand-new item is
+  served, and its id vector starts at its first interaction, three quarters of the way to its
+  direction (see :mod:`models.student`), so it points towards where warm items like it point.
+  Being detached, it cannot pull the cold head away from what brand-new items need, and the
+  cold head learns without the turn (through it, it learned to cancel the turn: README, "The
+  learning core"), so two predictors are combined. Only the direction is used,
   and no bias is predicted: a warm item's length and bias are popularity it earned, and
   handing them to an item at its first interaction let such items crowd out brand-new ones
   (README, "The learning core").

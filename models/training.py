@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from models.towers import bucket, toward
+from models.towers import bucket
 
 if TYPE_CHECKING:
     from models.student import Student
@@ -88,10 +88,11 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     else:
         cv, cb, hidden = torch.zeros(len(cand), cfg.dim), torch.zeros(len(cand)), None
     if hidden is not None:  # brand-new items: the cold head; the others: the residual head
+        # the cold head learns on its own, never through the turn towards the distilled
+        # direction that serving adds: through it, it learned to cancel the turn
+        # (README, "The learning core")
         new = torch.from_numpy(counts[cand] == 0)
         rv, rb = towers.residual(hidden)
-        if cfg.distill:  # served as they start: turned towards the distilled direction
-            cv = toward(cv, towers.distilled(hidden.detach()).detach(), cfg.distill_mix)
         cv, cb = torch.where(new[:, None], cv, rv), torch.where(new, cb, rb)
     ac = a[cpos]
     v = ac[:, None] * e[cpos] + (1 - ac)[:, None] * cv

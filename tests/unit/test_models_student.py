@@ -91,6 +91,29 @@ def test_the_id_side_starts_from_the_distilled_or_cold_head(distill: bool, mix: 
     assert s._alpha(np.array([0.0, 1.0, 9.0])).tolist() == pytest.approx([0.0, 0.5, 0.9])
 
 
+def test_distillation_turns_what_is_served_and_never_what_the_cold_head_learns() -> None:
+    """Two students that differ only in their distilled heads serve brand-new items
+    differently, and their cold heads learn the same step (through the turn, the cold head
+    learned to cancel it)."""
+    a, b = _student(), _student()
+    with torch.no_grad():
+        b.towers.dist_out.weight.normal_(generator=torch.Generator().manual_seed(7))
+        for s in (a, b):  # a query that reads the candidates' vectors
+            s.towers.u0.copy_(torch.linspace(-1.0, 1.0, TINY.dim))
+    for s in (a, b):
+        s.sync_weights()
+    cold = {k: v.clone() for k, v in a.towers.state_dict().items() if k.startswith("item_out")}
+    assert not np.allclose(a.new_rows(np.arange(5)), b.new_rows(np.arange(5)))
+    # one step of first events (no history: the queries do not read the served rows)
+    events = [(f"new{k}", k % len(a.catalog)) for k in range(TINY.batch_size)]
+    for s in (a, b):
+        feed(s, events)
+    assert a.steps == b.steps == 1
+    for key, before in cold.items():
+        assert not torch.equal(a.towers.state_dict()[key], before)  # the step moved it
+        torch.testing.assert_close(a.towers.state_dict()[key], b.towers.state_dict()[key])
+
+
 def test_brand_new_items_get_the_cold_head_and_the_others_the_residual_head() -> None:
     s = _student(replace(TINY, distill=False))  # with distillation: turned, tested above
     feed(s, STREAM.events[:100])  # after 100 events some items are still brand new
@@ -100,7 +123,7 @@ def test_brand_new_items_get_the_cold_head_and_the_others_the_residual_head() ->
     assert new.any() and seen.any()
     a = s._alpha(s.n[:n])[:, None]
     np.testing.assert_allclose(s._v[:n][new], s.cv[:n][new], rtol=1e-6)
-    d = _student()  # with distillation: the cold head's length, turned halfway
+    d = _student()  # with distillation: the cold head's length, turned
     feed(d, STREAM.events[:100])
     d.flush()
     fresh = np.flatnonzero(d.n[:n] == 0)
