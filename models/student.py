@@ -140,6 +140,12 @@ class Student:
         self.last_loss = float("nan")  # the latest step's loss on its fresh rows (drift signal)
         self.boosted = (1.0, 0, 0)  # (learning-rate factor, steps left, replay horizon)
         self.pretrained: dict[str, tuple[F32, float, float]] = {}  # item id -> (row, bias, n)
+        #: with several ranks (:mod:`models.distributed`): the interactions learned since the
+        #: last synchronisation point, as (item row, the user's co-occurrence window before it)
+        self.journal: list[tuple[int, list[int]]] | None = None
+        #: with several ranks: the counts and clock when the pending batch began (the other
+        #: ranks' events counted since must not count for it)
+        self.batch_began: tuple[F32, int] | None = None
         self._w = self.towers.numpy_weights()
 
     # ---- protocol -----------------------------------------------------------------------
@@ -172,6 +178,8 @@ class Student:
         self.now = max(self.now, ts)
         st = self._user(user_id)
         hist = st.hist[::-1]  # most recent first
+        if self.journal is not None and not self.pending:
+            self.batch_began = (self.n.copy(), self.learned)
         self.pending.append((user_id, index, hist))
         self.replay.add(user_id, index, hist)
         self.recent.append((user_id, index, hist))
@@ -181,6 +189,8 @@ class Student:
             self._boosts[len(self.pending) - 1] = _queries.cooc_boost(self, user_id, weighted=False)
         if self.cfg.cooc_weight:
             self.cooc.add(index, st.hist[-self.cfg.cooc_window :])
+        if self.journal is not None:
+            self.journal.append((index, st.hist[-self.cfg.cooc_window :]))
         st.hist.append(index)
         if len(st.hist) > self.cfg.history:
             del st.hist[0]

@@ -71,6 +71,11 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
     n_cat = len(s.catalog)
     counts = s.n[:n_cat].copy()  # as they were when the batch began
     np.subtract.at(counts, batch_items, 1.0)
+    clock = s.learned - fresh_n
+    if s.batch_began is not None:  # other ranks' events counted since (models.distributed)
+        n0, clock = s.batch_began
+        k = min(len(n0), n_cat)
+        counts[:k] = n0[:k]
 
     neg = torch.randint(0, n_cat, (cfg.negatives,), generator=s.gen).numpy()
     cand, inv = np.unique(np.concatenate([items, neg]), return_inverse=True)
@@ -134,7 +139,7 @@ def train_step(s: Student, batch: list[tuple[str, int, list[int]]]) -> None:
         logits = torch.addmm(bias, torch.cat([q, tx], 1), rows_c.T)
     else:
         logits = torch.addmm(bias, q, v.T)
-    feats = s.fresh.features(cand, s.learned - fresh_n)  # as the batch began
+    feats = s.fresh.features(cand, clock)  # as the batch began
     now_rows = (torch.arange(rows_n) < fresh_n).float()
     ft = torch.from_numpy(feats)  # and for a query with no history, its weights added
     fresh = towers.fresh(ft).squeeze(-1) + no_hist[:, None] * towers.fresh_new(ft).squeeze(-1)
