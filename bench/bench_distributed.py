@@ -86,7 +86,7 @@ def learn(
     out: dict[str, Any] = {"sums": sums, "counts": counts, "seconds": seconds, "learned": learned}
     if sync is not None:
         st = sync.stats
-        out.update(syncs=st.syncs, sync_s=st.seconds, sync_bytes=st.bytes)
+        out.update(syncs=st.syncs, sync_s=st.seconds, sync_bytes=st.bytes, parts=st.parts)
     return out
 
 
@@ -171,6 +171,10 @@ def main() -> None:
     out["synchronisation points"] = syncs
     out["ms per point (slowest rank's wait included)"] = (
         1e3 * max(r["sync_s"] for r in many) / max(syncs, 1)
+    )
+    parts = many[0]["parts"]
+    out["ms per point, by part (mean of the ranks)"] = ", ".join(
+        f"{p} {1e3 * np.mean([r['parts'][p] for r in many]) / max(syncs, 1):.1f}" for p in parts
     )
     out["bytes per point, per rank"] = float(
         np.mean([r["sync_bytes"] for r in many]) / max(syncs, 1)

@@ -30,7 +30,7 @@ misses the other ranks' latest events (``bench/bench_distributed.py`` measures t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,6 +72,14 @@ class SyncStats:
     seconds: float = 0.0  # in the collectives, waiting for the slowest rank included
     bytes: int = 0  # sent by this rank (tensors; the exchanged events as pickled)
     remote_events: int = 0  # other ranks' interactions counted here
+    #: seconds per part of a point: "wait" (the first collective: for the slowest rank),
+    #: "events", "dense", "rows", "cooc", "freshness", "caches"
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.parts[part] = self.parts.get(part, 0.0) + now - since
+        return now
 
 
 class StudentSync:
@@ -104,6 +112,7 @@ class StudentSync:
         """One synchronisation point (collective); returns the other ranks' interactions'
         item rows, in the order they were counted."""
         s, t = self.s, time.perf_counter()
+        lap = t
         n_cat = len(s.catalog)
         sizes = torch.tensor([n_cat, -n_cat], dtype=torch.int64)
         dist.all_reduce(sizes, dist.ReduceOp.MAX, group=self.group)
@@ -113,11 +122,13 @@ class StudentSync:
                 f"another rank has {int(sizes[0])} or {int(-sizes[1])}: every rank must see every "
                 "item event before the same point"
             )
+        lap = self.stats.add("wait", lap)
         # 1. the events each rank learned since the last point
         journal, s.journal = s.journal or [], []
         gathered: list[list[tuple[int, list[int]]]] = [[] for _ in range(self.world)]
         dist.all_gather_object(gathered, journal, group=self.group)
         self.stats.bytes += sum(1 + len(w) for _, w in journal) * 8
+        lap = self.stats.add("events", lap)
         # 2. dense towers: each rank's change since the last point, summed
         flat = torch.nn.utils.parameters_to_vector(s.towers.parameters()).detach()
         moved = flat - self._dense
@@ -125,6 +136,7 @@ class StudentSync:
         flat = self._dense + moved
         torch.nn.utils.vector_to_parameters(flat, s.towers.parameters())
         self._dense = flat.clone()
+        lap = self.stats.add("dense", lap)
         # 3. item arrays: the changes summed; rows started since the last point averaged
         base = {k: _fit(v, n_cat) for k, v in self._base.items()}
         unstarted = base["n"] == 0  # no interaction anywhere at the last point
@@ -149,11 +161,13 @@ class StudentSync:
                     unstarted.reshape(shape), change / starters.reshape(shape), change
                 )
             getattr(s, k)[:n_cat] = base[k] + change
+        lap = self.stats.add("rows", lap)
         # 4. counts of the other ranks' events: the co-occurrence memory
         remote = [ev for r, evs in enumerate(gathered) if r != self.rank for ev in evs]
         if s.cfg.cooc_weight:
             for index, window in remote:
                 s.cooc.add(index, window)
+        lap = self.stats.add("cooc", lap)
         # 5. freshness on the common clock, the same on every rank: items born since the last
         # point were stamped with this rank's clock, which ran on its own events only (their
         # time since the point is stretched onto the common clock, then averaged over ranks);
@@ -175,9 +189,11 @@ class StudentSync:
         now = torch.tensor([s.now], dtype=torch.int64)
         dist.all_reduce(now, dist.ReduceOp.MAX, group=self.group)
         s.now = int(now)
+        lap = self.stats.add("freshness", lap)
         # 6. the serving caches from the agreed weights and rows
         s.sync_weights()
         self._mark()
+        lap = self.stats.add("caches", lap)
         self.stats.syncs += 1
         self.stats.remote_events += len(remote)
         self.stats.seconds += time.perf_counter() - t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +85,16 @@ def worker(
     """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
     from models.registry import ROLES
 
+    ranks = os.environ.get("WORLD_SIZE", "1")
+    if ranks != "1":
+        # several workers in one group would each learn a part of the stream and race on
+        # snapshot versions (docs/design.md, "Growing past one machine")
+        raise typer.BadParameter(
+            f"started as one of {ranks} ranks (WORLD_SIZE={ranks}, e.g. by torchrun), but the "
+            "worker does not train one student over several ranks yet: run one student worker "
+            "per consumer group, without torchrun (README, 'Several ranks, one student')",
+            param_hint="WORLD_SIZE",
+        )
     if role not in ROLES:
         raise typer.BadParameter(
             f"unknown role {role!r}: use {', '.join(ROLES)}", param_hint="--role"

@@ -40,6 +40,18 @@ def test_console_script_entry_point() -> None:
     assert done.returncode == 0 and "generate" in done.stdout
 
 
+def test_a_worker_started_as_several_ranks_refuses_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc-per-node 2 sets it
+    result = runner.invoke(app, ["worker", "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code != 0
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "one of 2 ranks" in text and "without torchrun" in text, text
+    assert not (tmp_path / "ck").exists()  # refused before anything started
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
