@@ -140,11 +140,8 @@ class Student:
         self.last_loss = float("nan")  # the latest step's loss on its fresh rows (drift signal)
         self.boosted = (1.0, 0, 0)  # (learning-rate factor, steps left, replay horizon)
         self.pretrained: dict[str, tuple[F32, float, float]] = {}  # item id -> (row, bias, n)
-        #: with several ranks (:mod:`models.distributed`): the interactions learned since the
-        #: last synchronisation point, as (item row, the user's co-occurrence window before it)
+        # several ranks (models.distributed): (item, window) since the last point; batch start
         self.journal: list[tuple[int, list[int]]] | None = None
-        #: with several ranks: the counts and clock when the pending batch began (the other
-        #: ranks' events counted since must not count for it)
         self.batch_began: tuple[F32, int] | None = None
         self._w = self.towers.numpy_weights()
 
@@ -178,8 +175,10 @@ class Student:
         self.now = max(self.now, ts)
         st = self._user(user_id)
         hist = st.hist[::-1]  # most recent first
-        if self.journal is not None and not self.pending:
-            self.batch_began = (self.n.copy(), self.learned)
+        if self.journal is not None:  # other ranks' events counted later must not count
+            if not self.pending:
+                self.batch_began = (self.n.copy(), self.learned)
+            self.journal.append((index, st.hist[-self.cfg.cooc_window :]))
         self.pending.append((user_id, index, hist))
         self.replay.add(user_id, index, hist)
         self.recent.append((user_id, index, hist))
@@ -189,8 +188,6 @@ class Student:
             self._boosts[len(self.pending) - 1] = _queries.cooc_boost(self, user_id, weighted=False)
         if self.cfg.cooc_weight:
             self.cooc.add(index, st.hist[-self.cfg.cooc_window :])
-        if self.journal is not None:
-            self.journal.append((index, st.hist[-self.cfg.cooc_window :]))
         st.hist.append(index)
         if len(st.hist) > self.cfg.history:
             del st.hist[0]
@@ -216,8 +213,7 @@ class Student:
     def new_rows(self, idx: Any) -> F32:
         """Brand-new items' vectors: the cold head's length, the direction ``distill_mix`` of
         the way from the cold head's to the distilled head's (without distillation: the cold
-        head's), so an item is served the same before and at its first interaction. Cached
-        with the heads (:meth:`turn`)."""
+        head's), as its id row starts. Cached with the heads (:meth:`turn`)."""
         return self._cn[idx]
 
     def turn(self, rows: Any) -> None:
@@ -353,10 +349,9 @@ class Student:
 
     # ---- drift adaptation -----------------------------------------------------------------
     def boost(self, factor: float, steps: int, horizon: int = 0) -> None:
-        """For the next ``steps`` training steps: both learning rates times ``factor``, and,
-        if ``horizon``, replay drawn from the latest ``horizon`` interactions (at most
-        :data:`RECENT`) instead of the whole-history reservoir. A new boost replaces one that
-        is running."""
+        """For the next ``steps`` training steps: both learning rates times ``factor``, and, if
+        ``horizon``, replay drawn from the latest ``horizon`` interactions (at most
+        :data:`RECENT`), not the whole-history reservoir. A new boost replaces a running one."""
         if factor <= 0 or steps < 0 or not 0 <= horizon <= RECENT:
             raise ValueError(
                 f"boost needs factor > 0, steps >= 0 and 0 <= horizon <= {RECENT}; got "
@@ -366,8 +361,7 @@ class Student:
         self._set_lr(factor if steps else 1.0)
 
     def lr_factor(self) -> float:
-        factor, left, _ = self.boosted
-        return factor if left else 1.0
+        return self.boosted[0] if self.boosted[1] else 1.0
 
     def _set_lr(self, factor: float) -> None:
         for group in self.opt.param_groups:
