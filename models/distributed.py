@@ -139,6 +139,10 @@ class StudentSync:
         lap = self.stats.add("dense", lap)
         # 3. item arrays: the changes summed; rows started since the last point averaged
         base = {k: _fit(v, n_cat) for k, v in self._base.items()}
+        for index in range(min(self._base_cat, n_cat), n_cat):  # added since, pretrained
+            pre = s.pretrained.get(s.catalog.ids[index])  # (every rank loaded the same row)
+            if pre is not None:
+                base["emb"][index], base["bias"][index], base["n"][index] = pre
         unstarted = base["n"] == 0  # no interaction anywhere at the last point
         started = unstarted & (s.n[:n_cat] > 0)
         parts = [

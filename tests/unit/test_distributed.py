@@ -28,9 +28,13 @@ def _rank(rank: int, world: int, store: str, out: Any) -> None:
         for i, vec in enumerate(STREAM.emb):
             s.observe_item(cat.add(f"i{i}", vec))
         sync = StudentSync(s)
+        # an item pretrained elsewhere (coldstream pretrain) joins between two points
+        s.pretrained["pre"] = (np.full(TINY.dim, 0.5, np.float32), 0.25, 3.0)
         for j, (user, item) in enumerate(STREAM.events):
             if owner(user, PARTITIONS, world) == rank:
                 s.learn_one(user, item, 1.0, j)
+            if j == 120:
+                s.observe_item(cat.add("pre", STREAM.emb[0]))
             if (j + 1) % 50 == 0:
                 sync.sync()
         s.flush()
@@ -84,6 +88,8 @@ def test_two_ranks_end_with_one_model_and_every_event_counted_once(tmp_path: Pat
     expected = np.bincount([i for _, i in STREAM.events], minlength=len(STREAM.emb))
     np.testing.assert_array_equal(a["n"][: len(expected)], expected)
     np.testing.assert_array_equal(a["cooc_n"][: len(expected)], expected)
+    # the pretrained item's count is its pretrained count once, not once per rank
+    assert a["n"][len(expected)] == 3.0
     assert a["learned"] == b["learned"] == len(STREAM.events)
     assert a["syncs"] == b["syncs"] == len(STREAM.events) // 50 + 1
     # the rows learned: not the starting vectors
