@@ -29,11 +29,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from bench.common import first_events, show
-from core.records import Interaction, Item, Record, User
+from core.records import Interaction, Record
 from core.threads import limit_threads
 from models.catalog import Catalog
 from models.distributed import StudentSync, owner, rank_config
-from models.evaluation import SLICES, Prequential
+from models.evaluation import SLICES, Prequential, run_prequential
 from models.registry import build_models
 from models.student import StudentConfig
 
@@ -58,32 +58,25 @@ def learn(
     student = build_models(["student"], catalog, threshold=threshold, seed=seed, config=cfg)
     ev = Prequential(student, catalog, k=20, threshold=threshold)
     sync = StudentSync(student["student"]) if world > 1 else None  # type: ignore[arg-type]
-    learned = 0
-    t = time.perf_counter()
-    for done, rec in enumerate(records, 1):
-        if isinstance(rec, Interaction):
-            idx = catalog.get(rec.item_id)
-            exists = idx is not None
-            if idx is None:
-                idx = catalog.add(rec.item_id, None)
-                ev.item(idx)
-            if owner(rec.user_id, partitions, world) == rank:
-                ev.interaction(rec.user_id, idx, rec.value, rec.ts, rank=exists)
-                learned += 1
-            else:  # another rank's event: only the slice counts of the evaluation
-                ev.item_count[idx] += 1
-        elif isinstance(rec, Item):
-            ev.item(catalog.add(rec.item_id, embeddings.get(("item", rec.item_id)), rec.ts))
-        elif isinstance(rec, User):
-            ev.user(rec.user_id, embeddings.get(("user", rec.user_id)))
+
+    def point(done: int) -> None:
         if sync is not None and done % sync_every == 0:
             sync.sync()
+
+    def owns(user: str) -> bool:
+        return owner(user, partitions, world) == rank
+
+    t = time.perf_counter()
+    if sync is None:
+        run_prequential(records, ev, embeddings)
+    else:
+        run_prequential(records, ev, embeddings, owns=owns, after=point)
     student["student"].flush()
     if sync is not None:
         sync.sync()
     seconds = time.perf_counter() - t
     sums, counts = ev.totals()
-    out: dict[str, Any] = {"sums": sums, "counts": counts, "seconds": seconds, "learned": learned}
+    out: dict[str, Any] = {"sums": sums, "counts": counts, "seconds": seconds, "learned": ev.events}
     if sync is not None:
         st = sync.stats
         out.update(syncs=st.syncs, sync_s=st.seconds, sync_bytes=st.bytes, parts=st.parts)

@@ -38,6 +38,8 @@ import torch
 import torch.distributed as dist
 from kafka.partitioner.default import murmur2
 
+from models.baselines import grow
+
 if TYPE_CHECKING:
     from models.student import Student, StudentConfig
 
@@ -138,7 +140,7 @@ class StudentSync:
         self._dense = flat.clone()
         lap = self.stats.add("dense", lap)
         # 3. item arrays: the changes summed; rows started since the last point averaged
-        base = {k: _fit(v, n_cat) for k, v in self._base.items()}
+        base = {k: grow(v, n_cat)[:n_cat] for k, v in self._base.items()}
         for index in range(min(self._base_cat, n_cat), n_cat):  # added since, pretrained
             pre = s.pretrained.get(s.catalog.ids[index])  # (every rank loaded the same row)
             if pre is not None:
@@ -183,7 +185,7 @@ class StudentSync:
         born = torch.from_numpy(b0 + (fresh.born[new] - b0) * ((learned - b0) / local))
         dist.all_reduce(born, group=self.group)
         fresh.born[new] = born.numpy() / self.world
-        fresh.heat[:n_cat] = _fit(self._heat, n_cat)
+        fresh.heat[:n_cat] = grow(self._heat, n_cat)[:n_cat]
         fresh.base = self._heat_base
         everyone = [index for evs in gathered for index, _ in evs]
         s.learned = learned
@@ -202,12 +204,3 @@ class StudentSync:
         self.stats.remote_events += len(remote)
         self.stats.seconds += time.perf_counter() - t
         return items
-
-
-def _fit(a: np.ndarray, n: int) -> np.ndarray:
-    """``a``'s first ``n`` rows, zero rows appended if it has fewer (items added since)."""
-    if len(a) >= n:
-        return a[:n]
-    out = np.zeros((n, *a.shape[1:]), dtype=a.dtype)
-    out[: len(a)] = a
-    return out

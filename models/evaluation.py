@@ -312,9 +312,16 @@ def run_prequential(
     evaluator: Prequential,
     embeddings: dict[tuple[str, str], npt.NDArray[np.float32]],
     progress: Callable[[int], None] | None = None,
+    *,
+    owns: Callable[[str], bool] | None = None,
+    after: Callable[[int], object] | None = None,
 ) -> EvalResult:
     """Replay ``records`` (event-time order) through ``evaluator``; ``embeddings`` come from
-    :meth:`models.teacher.SentenceTeacher.embed_records` (``(kind, id) -> vector``)."""
+    :meth:`models.teacher.SentenceTeacher.embed_records` (``(kind, id) -> vector``).
+
+    With ``owns`` (one of several ranks, :mod:`models.distributed`), the interactions of users
+    it returns False for are another rank's: they only count towards the items' slices.
+    ``after(n)`` is called once ``n`` records have gone through."""
     cat = evaluator.catalog
     done = 0
     for rec in records:
@@ -325,12 +332,17 @@ def run_prequential(
                 evaluator.unannounced += 1
                 idx = cat.add(rec.item_id, None)
                 evaluator.item(idx)
-            evaluator.interaction(rec.user_id, idx, rec.value, rec.ts, rank=exists)
+            if owns is None or owns(rec.user_id):
+                evaluator.interaction(rec.user_id, idx, rec.value, rec.ts, rank=exists)
+            else:
+                evaluator.item_count[idx] += 1
         elif isinstance(rec, Item):
             evaluator.item(cat.add(rec.item_id, embeddings.get(("item", rec.item_id)), rec.ts))
         elif isinstance(rec, User):
             evaluator.user(rec.user_id, embeddings.get(("user", rec.user_id)))
         done += 1
+        if after is not None:
+            after(done)
         if progress is not None and done % 1000 == 0:
             progress(1000)
     if progress is not None:

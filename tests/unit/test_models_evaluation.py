@@ -140,6 +140,24 @@ def test_run_prequential_unannounced_items_and_popularity() -> None:
     assert r.report().keys() == {"k", "events", "evaluated", "models"}
 
 
+def test_run_prequential_leaves_other_ranks_users_to_them_but_counts_their_items() -> None:
+    cat = Catalog(dim=2)
+    pop = Popularity(cat)
+    ev = Prequential({"popularity": pop}, cat, k=1)
+    recs = [
+        Item("a", "A", 0),
+        Item("b", "B", 0),
+        Interaction("other", "b", 1),  # another rank's user: neither learned nor evaluated
+        Interaction("mine", "b", 2),  # b has one interaction (slice 1-5); a tie with a: miss
+    ]
+    points: list[int] = []
+    r = run_prequential(recs, ev, {}, owns=lambda u: u == "mine", after=points.append)
+    assert points == [1, 2, 3, 4]
+    assert r.events == 1 and r.evaluated["all"] == 1 and r.evaluated["1-5"] == 1
+    assert ev.item_count == [0, 2]
+    assert r.metrics["popularity"]["recall"]["all"] == 0.0  # popularity never learned "other"
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Prequential({}, Catalog(2), k=0)
