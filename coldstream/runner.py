@@ -19,9 +19,10 @@ from core.threads import limit_threads
 from exporters.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
+    from exporters.snapshot import SnapshotExporter
     from streams.worker import WorkerCore
 
-__all__ = ["EXIT_DEADLINE_S", "run_worker_command"]
+__all__ = ["EXIT_DEADLINE_S", "make_exporter", "run_worker_command"]
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,19 @@ def _exit_deadline() -> None:
     timer.start()
 
 
-def _snapshot_hook(
+def make_exporter(
     settings: Settings, core: WorkerCore, metrics: WorkerMetrics
-) -> Callable[[WorkerCore], bytes | None] | None:
-    """The worker's snapshot hook: export the student to the snapshot store (roles with a
-    student only; the baseline has nothing to serve)."""
+) -> SnapshotExporter | None:
+    """The snapshot exporter of a worker whose role has a student (the baseline has nothing
+    to serve)."""
     from exporters.snapshot import SnapshotExporter
     from models.student import Student
     from snapshotlib.store import SnapshotStore
 
-    student = core.models.get("student")
-    if not isinstance(student, Student):
+    if not isinstance(core.models.get("student"), Student):
         return None
     key = settings.snapshot_key
-    exporter = SnapshotExporter(
+    return SnapshotExporter(
         SnapshotStore(
             settings.snapshot_dir,
             keep=settings.snapshot_keep,
@@ -70,6 +70,18 @@ def _snapshot_hook(
         teacher=core.teacher.name,
         metrics=metrics,
     )
+
+
+def _snapshot_hook(
+    settings: Settings, core: WorkerCore, metrics: WorkerMetrics
+) -> Callable[[WorkerCore], bytes | None] | None:
+    """The worker's snapshot hook: export the student to the snapshot store."""
+    from models.student import Student
+
+    exporter = make_exporter(settings, core, metrics)
+    student = core.models.get("student")
+    if exporter is None or not isinstance(student, Student):
+        return None
 
     def hook(c: WorkerCore) -> bytes:
         return exporter.announcement(exporter.export(student, offsets=c.offsets))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_BUCKETS", "WorkerMetrics"]
+__all__ = ["LATENCY_BUCKETS", "RankMetrics", "WorkerMetrics"]
 
 #: event time -> applied; wide on purpose: a live stream sits at the low end, a backlog high.
 LATENCY_BUCKETS = (
@@ -222,3 +222,63 @@ class WorkerMetrics:
         for feature in features:
             self.psi.labels(feature=feature).set(math.nan)
         self.embedding_shift.set(math.nan)
+
+
+@dataclass(frozen=True)
+class RankMetrics:
+    """The synchronisation metrics of one of several ranks (:mod:`streams.ranks`); every rank
+    serves its own ``/metrics``, so Prometheus tells them apart by target (and ``rank``)."""
+
+    info: Gauge
+    syncs: Counter
+    sync: Histogram
+    sync_parts: Counter
+    sync_bytes: Counter
+    remote_events: Counter
+    cuts: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, rank: int, world: int) -> RankMetrics:
+        info = Gauge(
+            "coldstream_rank",
+            "1 on each of several ranks that learn one student, labelled with its rank and the "
+            "number of ranks.",
+            ("rank", "world"),
+            registry=registry,
+        )
+        info.labels(rank=str(rank), world=str(world)).set(1)
+        return cls(
+            info=info,
+            syncs=Counter("coldstream_syncs", "Synchronisation points passed.", registry=registry),
+            sync=Histogram(
+                "coldstream_sync_seconds",
+                "Seconds per synchronisation point, the wait for the slowest rank included.",
+                buckets=_STEP_BUCKETS,
+                registry=registry,
+            ),
+            sync_parts=Counter(
+                "coldstream_sync_part_seconds",
+                "Seconds in synchronisation, by part (wait: for the slowest rank; events, dense, "
+                "rows, cooc, freshness, caches; agree: offsets and watermark; catalog: items "
+                "joining).",
+                ("part",),
+                registry=registry,
+            ),
+            sync_bytes=Counter(
+                "coldstream_sync_bytes",
+                "Bytes this rank sent in synchronisation collectives.",
+                registry=registry,
+            ),
+            remote_events=Counter(
+                "coldstream_remote_events",
+                "Other ranks' interactions counted here at synchronisation points.",
+                registry=registry,
+            ),
+            cuts=Counter(
+                "coldstream_cuts",
+                "Checkpoint cuts this rank wrote its part of, by outcome (complete: every rank "
+                "wrote; incomplete).",
+                ("outcome",),
+                registry=registry,
+            ),
+        )

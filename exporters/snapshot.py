@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,16 +54,20 @@ from snapshotlib.tables import CoocTables, ServingTables, Snapshot
 if TYPE_CHECKING:
     from models.student import Student
 
-__all__ = ["SnapshotExporter", "newest_event_ts", "serving_tables"]
+__all__ = ["SnapshotExporter", "UserPart", "newest_event_ts", "serving_tables", "user_part"]
 
 
-def serving_tables(student: Student, *, teacher_rank: int | None = None) -> ServingTables:
-    """The serving side of ``student`` right now (call after its pending batch is flushed)."""
-    items, bias = student.serving_rows()
-    items, bias = items.copy(), bias.copy()
-    # users with any state: a history, a profile, or an id row
+#: one rank's users for a snapshot: ids, query rows (without the cold-user row), histories
+UserPart = tuple[list[str], np.ndarray, np.ndarray]
+
+
+def user_part(student: Student, keep: Callable[[str], bool] | None = None) -> UserPart:
+    """The users ``student`` has any state for (a history, a profile, or an id row), or those
+    of them ``keep`` accepts: their ids, query rows and recent items."""
     user_ids = list(dict.fromkeys([*student.state.keys(), *student.users.slots.keys()]))
-    queries = student.queries([*user_ids, None])
+    if keep is not None:
+        user_ids = [u for u in user_ids if keep(u)]
+    queries = student.queries([*user_ids, None])[:-1]
     hist_len = student.cfg.history
     history = np.full((len(user_ids), hist_len), -1, dtype=np.int32)
     for r, u in enumerate(user_ids):
@@ -71,6 +75,25 @@ def serving_tables(student: Student, *, teacher_rank: int | None = None) -> Serv
         if st is not None and st.hist:
             h = st.hist[-hist_len:]
             history[r, : len(h)] = h
+    return user_ids, queries, history
+
+
+def serving_tables(
+    student: Student, *, teacher_rank: int | None = None, parts: Sequence[UserPart] | None = None
+) -> ServingTables:
+    """The serving side of ``student`` right now (call after its pending batch is flushed).
+
+    ``parts``: the users, each from the rank that owns them (:mod:`streams.ranks`); by default
+    the student's own."""
+    items, bias = student.serving_rows()
+    items, bias = items.copy(), bias.copy()
+    if parts is None:
+        parts = [user_part(student)]
+    user_ids = [u for ids, _, _ in parts for u in ids]
+    cold = student.queries([None])
+    queries = np.concatenate([*(q.reshape(-1, cold.shape[1]) for _, q, _ in parts), cold])
+    hist_len = student.cfg.history
+    history = np.concatenate([h.reshape(-1, hist_len) for _, _, h in parts]).astype(np.int32)
     d, dt = student.cfg.dim, student.catalog.dim
     tw = student.cfg.width - d - NEW_USER_COLUMNS  # the rows' teacher part
     rank = None
@@ -159,11 +182,16 @@ class SnapshotExporter:
         self.metrics = metrics  # exporters.metrics.WorkerMetrics or None
 
     def export(
-        self, student: Student, *, offsets: Mapping[tuple[str, int], int] | None = None
+        self,
+        student: Student,
+        *,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        parts: Sequence[UserPart] | None = None,
     ) -> Snapshot:
+        """Write a snapshot of ``student`` (with ``parts``: every rank's users)."""
         t = time.perf_counter()
         snap = self.store.write(
-            serving_tables(student, teacher_rank=self.teacher_rank),
+            serving_tables(student, teacher_rank=self.teacher_rank, parts=parts),
             k_max=self.k_max,
             events_seen=student.learned,
             newest_event_ts=newest_event_ts(student),

@@ -138,35 +138,11 @@ class StudentSync:
         flat = self._dense + moved
         torch.nn.utils.vector_to_parameters(flat, s.towers.parameters())
         self._dense = flat.clone()
+        self.stats.bytes += flat.numel() * 4
         lap = self.stats.add("dense", lap)
         # 3. item arrays: the changes summed; rows started since the last point averaged
-        base = {k: grow(v, n_cat)[:n_cat] for k, v in self._base.items()}
-        for index in range(min(self._base_cat, n_cat), n_cat):  # added since, pretrained
-            pre = s.pretrained.get(s.catalog.ids[index])  # (every rank loaded the same row)
-            if pre is not None:
-                base["emb"][index], base["bias"][index], base["n"][index] = pre
-        unstarted = base["n"] == 0  # no interaction anywhere at the last point
-        started = unstarted & (s.n[:n_cat] > 0)
-        parts = [
-            np.asarray(getattr(s, k)[:n_cat] - base[k], np.float32).reshape(n_cat, -1)
-            for k in (*SUMMED, "n")
-        ]
-        widths = [p.shape[1] for p in parts]
-        buf = torch.from_numpy(np.concatenate([*parts, started[:, None].astype(np.float32)], 1))
-        dist.all_reduce(buf, group=self.group)
-        self.stats.bytes += (flat.numel() + buf.numel()) * 4
-        total = buf.numpy()
-        starters = np.maximum(total[:, -1], 1.0)
-        col = 0
-        for k, w in zip((*SUMMED, "n"), widths, strict=True):
-            change = total[:, col : col + w].reshape(getattr(s, k)[:n_cat].shape)
-            col += w
-            if k in ("emb", "bias"):  # rows started in between: each starter's row, averaged
-                shape = (n_cat,) + (1,) * (change.ndim - 1)
-                change = np.where(
-                    unstarted.reshape(shape), change / starters.reshape(shape), change
-                )
-            getattr(s, k)[:n_cat] = base[k] + change
+        if n_cat:  # (no items yet: nothing to add)
+            self._rows(n_cat)
         lap = self.stats.add("rows", lap)
         # 4. counts of the other ranks' events: the co-occurrence memory
         remote = [ev for r, evs in enumerate(gathered) if r != self.rank for ev in evs]
@@ -204,3 +180,34 @@ class StudentSync:
         self.stats.remote_events += len(remote)
         self.stats.seconds += time.perf_counter() - t
         return items
+
+    def _rows(self, n_cat: int) -> None:
+        """Item rows, biases, Adagrad accumulators and counts (step 3 of :meth:`sync`)."""
+        s = self.s
+        base = {k: grow(v, n_cat)[:n_cat] for k, v in self._base.items()}
+        for index in range(min(self._base_cat, n_cat), n_cat):  # added since, pretrained
+            pre = s.pretrained.get(s.catalog.ids[index])  # (every rank loaded the same row)
+            if pre is not None:
+                base["emb"][index], base["bias"][index], base["n"][index] = pre
+        unstarted = base["n"] == 0  # no interaction anywhere at the last point
+        started = unstarted & (s.n[:n_cat] > 0)
+        parts = [
+            np.asarray(getattr(s, k)[:n_cat] - base[k], np.float32).reshape(n_cat, -1)
+            for k in (*SUMMED, "n")
+        ]
+        widths = [p.shape[1] for p in parts]
+        buf = torch.from_numpy(np.concatenate([*parts, started[:, None].astype(np.float32)], 1))
+        dist.all_reduce(buf, group=self.group)
+        self.stats.bytes += buf.numel() * 4
+        total = buf.numpy()
+        starters = np.maximum(total[:, -1], 1.0)
+        col = 0
+        for k, w in zip((*SUMMED, "n"), widths, strict=True):
+            change = total[:, col : col + w].reshape(getattr(s, k)[:n_cat].shape)
+            col += w
+            if k in ("emb", "bias"):  # rows started in between: each starter's row, averaged
+                shape = (n_cat,) + (1,) * (change.ndim - 1)
+                change = np.where(
+                    unstarted.reshape(shape), change / starters.reshape(shape), change
+                )
+            getattr(s, k)[:n_cat] = base[k] + change

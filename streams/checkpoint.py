@@ -28,7 +28,13 @@ import torch
 import core.pickles
 from core.errors import CheckpointError
 
-__all__ = ["CHECKPOINT_FILE", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CheckpointError",
+    "fsync_dir",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 #: 2: the redesigned student (one low-dimensional scoring space); its state differs from 1's
@@ -36,9 +42,12 @@ _FORMAT = 2
 
 
 def save_checkpoint(
-    directory: Path, state: dict[str, Any], offsets: dict[tuple[str, int], int]
+    directory: Path,
+    state: dict[str, Any],
+    offsets: dict[tuple[str, int], int],
+    name: str = CHECKPOINT_FILE,
 ) -> Path:
-    """Write ``state`` and ``offsets`` atomically; returns the checkpoint path."""
+    """Write ``state`` and ``offsets`` atomically (to ``directory / name``); returns the path."""
     directory.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     payload = {
@@ -47,25 +56,32 @@ def save_checkpoint(
         "offsets": [[t, p, o] for (t, p), o in offsets.items()],
     }
     torch.save(payload, buf)
-    final = directory / CHECKPOINT_FILE
-    tmp = directory / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
+    final = directory / name
+    tmp = directory / f".{name}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
         fh.write(buf.getbuffer())
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, final)
+    fsync_dir(directory)
+    return final
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    return final
 
 
-def load_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[tuple[str, int], int]] | None:
-    """The newest checkpoint in ``directory``, or None if there is none."""
-    path = directory / CHECKPOINT_FILE
+def load_checkpoint(
+    directory: Path, name: str = CHECKPOINT_FILE
+) -> tuple[dict[str, Any], dict[tuple[str, int], int]] | None:
+    """The checkpoint ``directory / name``, or None if there is none."""
+    path = directory / name
     if not path.is_file():
         return None
     try:

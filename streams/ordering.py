@@ -66,6 +66,12 @@ class EventOrder:
     released: int
     model_events: int
     park_s: float
+    #: one of several ranks (:mod:`streams.ranks`): item events join the catalog only at
+    #: synchronisation points (:meth:`release_at_point`), and items that never came are added
+    #: there too (:meth:`adopt`), so every rank's catalog grows in the same order
+    hold_items: bool = False
+    #: (with ``hold_items``) ids of items whose interactions waited ``park_s`` in vain
+    stale_items: set[str]
 
     def _enqueue(
         self, kind: str, order: int, keys: list[tuple[str, int]], vectors: Any, now: float
@@ -106,6 +112,8 @@ class EventOrder:
         now = self.clock()
         n = counted = 0
         while heap and (until_ts is None or heap[0][0] <= until_ts):
+            if self.hold_items and heap[0][3].kind == "item":
+                break  # it waits for the next synchronisation point
             w = heapq.heappop(heap)[3]
             if w.kind == "interaction":
                 n += self._apply(w.vector, now, force=False)
@@ -166,7 +174,9 @@ class EventOrder:
         limit = self.clock() - self.park_s
         encoding = {key for e in self.encoding.pending if e.kind == "item" for key, _ in e.keys}
         stale = [k for k, v in self.parked.items() if v[0].since <= limit and k not in encoding]
-        if stale:
+        if stale and self.hold_items:
+            self.stale_items.update(stale)
+        elif stale:
             self._apply_forced([p.rec for k in stale for p in self.parked.pop(k)])
 
     def tick(self) -> None:
@@ -176,6 +186,38 @@ class EventOrder:
         t = time.perf_counter()  # before the release: it is what takes the time
         self._timed(self._release(self.watermark()), t)
         self._release_stale()
+
+    def release_at_point(self, until_ts: float) -> int:
+        """At a synchronisation point: everything up to ``until_ts`` (the ranks' common
+        watermark), item events included."""
+        t = time.perf_counter()
+        hold, self.hold_items = self.hold_items, False
+        try:
+            n = self._release(until_ts)
+        finally:
+            self.hold_items = hold
+        self._timed(n, t)
+        return n
+
+    def adopt(self, item_ids: list[str]) -> None:
+        """At a synchronisation point: the items that some rank waited for in vain (the same
+        list on every rank) join the catalog unannounced, and this rank's interactions parked
+        for them are applied unranked, as :meth:`_release_stale` does for one process."""
+        t, n, ev = time.perf_counter(), 0, self.evaluator
+        for key in item_ids:
+            parked = sorted(self.parked.pop(key, ()), key=lambda p: p.rec.ts)
+            idx = self.catalog.get(key)
+            if idx is None:
+                idx = self.catalog.add(key, None)
+                ev.item(idx)
+                ev.unannounced += bool(parked)  # counted by the ranks that waited for it
+            for p in parked:
+                ev.interaction(p.rec.user_id, idx, p.rec.value, p.rec.ts, rank=False)
+                n += 1
+        self.stale_items.difference_update(item_ids)
+        self.released += n
+        self._count(n)
+        self._timed(n, t)
 
     def flush(self) -> None:
         """Apply everything that waits, now (at shutdown, or when the input is idle)."""

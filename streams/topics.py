@@ -31,7 +31,14 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from core.settings import Settings
 from streams.exceptions import BrokerError
 
-__all__ = ["PROBE_TIMEOUT_S", "check_reachable", "ensure_topics", "read_topic", "unreachable"]
+__all__ = [
+    "PROBE_TIMEOUT_S",
+    "check_reachable",
+    "ensure_topics",
+    "partition_counts",
+    "read_topic",
+    "unreachable",
+]
 
 #: how long a bootstrap address may take to connect and answer before it counts as down
 PROBE_TIMEOUT_S = 3.0
@@ -182,3 +189,16 @@ def _partitions(consumer: KafkaConsumer, topic: str, wait_s: float = 10.0) -> li
                 f"topic {topic!r} does not exist on {consumer.config['bootstrap_servers']}"
             )
         time.sleep(0.2)
+
+
+def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has on the cluster."""
+    check_reachable(settings)
+    try:
+        consumer = KafkaConsumer(**settings.kafka_python_config(), group_id=None)
+    except (KafkaError, OSError) as exc:
+        raise unreachable(settings, exc) from None
+    try:
+        return {t: len(_partitions(consumer, t)) for t in topics}
+    finally:
+        consumer.close()

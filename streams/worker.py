@@ -48,12 +48,14 @@ from core.records import Invalid, Item, User, dead_letter
 from core.settings import Settings
 from exporters.metrics import WorkerMetrics
 from models.catalog import Catalog
+from models.distributed import rank_config
 from models.evaluation import SLICES, Prequential
 from models.monitor import Adaptation, Detection, DriftConfig, DriftMonitor
 from models.registry import ROLES, build_models
 from models.student import StudentConfig
 from models.teacher import TextEncoder, text_of
-from streams.checkpoint import load_checkpoint, save_checkpoint
+from streams.checkpoint import save_checkpoint
+from streams.cut import restore_state
 from streams.encoding import TeacherQueue
 from streams.ordering import EventOrder, _Parked, _Waiting  # (older checkpoints name them here)
 from streams.transport import RecordBatch
@@ -91,6 +93,7 @@ class WorkerCore(EventOrder):
         init: Path | None = None,
         encode_async: bool = False,
         encode_hold_s: float = 1.0,
+        ranks: int = 1,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {', '.join(ROLES)}")
@@ -116,7 +119,8 @@ class WorkerCore(EventOrder):
             threshold=threshold,
             seed=seed,
             init=init,
-            config=StudentConfig(user_ttl_ms=ttl_ms),
+            # one of several ranks: a ranks-th of the micro-batch (models.distributed)
+            config=rank_config(StudentConfig(user_ttl_ms=ttl_ms), ranks),
         )
         self.evaluator = Prequential(
             self.models,
@@ -134,6 +138,8 @@ class WorkerCore(EventOrder):
         self.lag: dict[tuple[str, int], int] = {}  # records behind the partition's end
         self.offsets: dict[tuple[str, int], int] = {}  # next offset to apply per partition
         self.parked: dict[str, list[_Parked]] = {}
+        self.stale_items: set[str] = set()
+        self.hold_items = ranks > 1
         self._heap: list[tuple[int, int, int, _Waiting]] = []  # by event time, order, arrival
         #: the input partitions that still have a backlog (the Faust app sets this); events are
         #: applied up to the watermark they define (:meth:`watermark`)
@@ -152,6 +158,7 @@ class WorkerCore(EventOrder):
         #: how long events newer than an item being encoded wait for it (then they go on, and
         #: the item joins when ready; its own interactions always wait for it)
         self.encode_hold_s = encode_hold_s
+        self.restored_point = 0  # the synchronisation point of the cut restored (streams.cut)
 
     # -- the loop ---------------------------------------------------------------------------
     def reset_partition(self, tp: tuple[str, int], offset: int, highwater: int) -> None:
@@ -342,12 +349,22 @@ class WorkerCore(EventOrder):
         self.metrics.checkpoint.observe(time.perf_counter() - t)
         return path
 
-    def restore(self, directory: Path) -> bool:
-        """Load the checkpoint in ``directory`` if there is one; True if one was loaded."""
-        loaded = load_checkpoint(directory)
+    def restore(
+        self, directory: Path, *, rank: int = 0, world: int = 1, partitions: int = 1
+    ) -> bool:
+        """Load the newest checkpoint in ``directory`` if there is one (one process's, or a cut
+        of several ranks regrouped for rank ``rank`` of ``world``: :mod:`streams.cut`); True
+        if one was loaded. ``partitions``: of the interactions topic."""
+        loaded = restore_state(
+            directory,
+            rank=rank,
+            world=world,
+            partitions=partitions,
+            interactions=self.settings.topics.interactions,
+        )
         if loaded is None:
             return False
-        state, offsets = loaded
+        state, offsets, self.restored_point = loaded
         self.load_state_dict(state)
         self.offsets = offsets
         return True

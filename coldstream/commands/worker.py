@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -81,19 +80,37 @@ def worker(
             "a worker checkpoint in --checkpoint-dir, once there, takes precedence"
         ),
     ] = None,
+    sync_records: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="under torchrun: interaction records a rank reads between two synchronisation "
+            "points (or --sync-s, whichever comes first)",
+        ),
+    ] = 256,
+    sync_s: Annotated[
+        float, typer.Option(min=0.01, help="under torchrun: most seconds between two points")
+    ] = 0.5,
 ) -> None:
-    """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C."""
+    """Learn online from the topics (Faust), checkpoint, and serve /metrics, until Ctrl-C.
+
+    Under torchrun (WORLD_SIZE > 1) each process is one rank of one student: README, "Several
+    ranks, one student"."""
+    from coldstream.ranked import ranks_from_env
     from models.registry import ROLES
 
-    ranks = os.environ.get("WORLD_SIZE", "1")
-    if ranks != "1":
-        # several workers in one group would each learn a part of the stream and race on
-        # snapshot versions (docs/design.md, "Growing past one machine")
+    try:
+        ranks = ranks_from_env()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="WORLD_SIZE") from None
+    if ranks > 1 and role != "student":
+        # several ranks learn one student; River learns per event and stays one process
         raise typer.BadParameter(
-            f"started as one of {ranks} ranks (WORLD_SIZE={ranks}, e.g. by torchrun), but the "
-            "worker does not train one student over several ranks yet: run one student worker "
-            "per consumer group, without torchrun (README, 'Several ranks, one student')",
-            param_hint="WORLD_SIZE",
+            f"started as one of {ranks} ranks (WORLD_SIZE={ranks}, e.g. by torchrun) with "
+            f"--role {role}: several ranks learn one student, so use --role student, and run "
+            "--role baseline as one process without torchrun (README, 'Several ranks, one "
+            "student')",
+            param_hint="--role",
         )
     if role not in ROLES:
         raise typer.BadParameter(
@@ -122,6 +139,32 @@ def worker(
     )
     from coldstream.runner import run_worker_command
 
+    if ranks > 1:
+        from coldstream.ranked import run_ranked_worker
+
+        if adapt:
+            raise typer.BadParameter(
+                "--adapt is not available under torchrun yet (each rank would boost its own "
+                "learning rates): leave it out, or run one process",
+                param_hint="--adapt",
+            )
+        try:
+            run_ranked_worker(
+                settings,
+                threshold=threshold if feedback == "explicit" else None,
+                k=k,
+                eval_every=eval_every,
+                checkpoint_s=checkpoint_s,
+                checkpoint_events=checkpoint_events,
+                max_poll_records=max_poll_records,
+                threads=threads,
+                sync_records=sync_records,
+                sync_s=sync_s,
+                init=init,
+            )
+        except ColdstreamError as exc:
+            fail(str(exc))
+        return
     try:
         run_worker_command(
             settings,

@@ -1,0 +1,330 @@
+"""The worker as one of several ranks (``torchrun ... coldstream.cli worker``): one student.
+
+Started by ``torchrun`` (``WORLD_SIZE`` > 1), each process is one rank of a ``torch.distributed``
+group (gloo: the student learns on CPU). Membership is torchrun's, not Kafka's: a consumer group
+would move partitions on its own schedule, and a partition must stay with the rank whose
+checkpoint holds its users. So each rank assigns itself (kafka-python, no group):
+
+- the interaction partitions ``p`` with ``p % WORLD_SIZE == RANK`` (the topic is keyed by user,
+  so a user's events and state stay on one rank: :func:`models.distributed.owner`);
+- every partition of the items and users topics, so every rank knows the whole catalog.
+
+The loop reads, and hands interaction batches to its :class:`~streams.worker.WorkerCore` at once.
+Item and user records wait in a buffer for the next *synchronisation point*, which every rank
+reaches after ``sync_records`` interaction records of its own or ``sync_s`` seconds, whichever
+comes first (a point is a collective: a rank that gets there first waits). At a point the ranks:
+
+1. agree (one ``all_reduce``) on how far every item and user partition has been read by all of
+   them, and on whether to checkpoint, export a snapshot or stop;
+2. hand those records to their cores, in partition and offset order: every rank's teacher
+   encodes the same items, and every catalog grows in the same order;
+3. agree on a common watermark (the oldest of their own) and release every waiting event up to
+   it, items included (between points a rank releases interactions only, up to its first waiting
+   item); items some rank waited ``park_s`` for in vain join everywhere, unannounced;
+4. make the student one model again (:class:`models.distributed.StudentSync`) and count the
+   other ranks' interactions towards the items' slices;
+5. checkpoint: every rank writes its state and offsets, and the cut counts once all did
+   (:mod:`streams.cut`); snapshot: rank 0 exports, with every rank's users gathered to it.
+
+Dead letters go to the ``.dlq`` topic from every rank; snapshot announcements from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from core.settings import Settings
+from exporters.metrics import RankMetrics
+from exporters.snapshot import SnapshotExporter, UserPart, user_part
+from models.distributed import StudentSync, owner
+from models.student import Student
+from streams.cut import complete_cut, write_rank
+from streams.transport import RecordBatch
+from streams.worker import DeadLetter, WorkerCore
+
+__all__ = ["RankedWorker"]
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+
+
+class RankedWorker:
+    """One rank's loop around a :class:`WorkerCore` (module docstring). Create it after
+    ``dist.init_process_group`` and after restoring the core's checkpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        core: WorkerCore,
+        rank_metrics: RankMetrics,
+        *,
+        checkpoint_dir: Path,
+        partitions: dict[str, int],
+        checkpoint_s: float = 10.0,
+        checkpoint_events: int = 100_000,
+        snapshot: SnapshotExporter | None = None,
+        sync_records: int = 256,
+        sync_s: float = 0.5,
+        max_poll_records: int = 5000,
+        gauges_s: float = 1.0,
+    ) -> None:
+        self.settings, self.core, self.m = settings, core, rank_metrics
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        student = core.models.get("student")
+        if not isinstance(student, Student):
+            raise ValueError("several ranks learn one student: run them with --role student")
+        self.student = student
+        self.sync = StudentSync(student)
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_s, self.checkpoint_events = checkpoint_s, checkpoint_events
+        self.snapshot_exporter = snapshot if self.rank == 0 else None
+        self.sync_records, self.sync_s, self.gauges_s = sync_records, sync_s, gauges_s
+        topics = settings.topics
+        self.interactions = topics.interactions
+        self.n_partitions = partitions[topics.interactions]
+        self.mine = [
+            TopicPartition(topics.interactions, p)
+            for p in range(self.n_partitions)
+            if p % self.world == self.rank
+        ]
+        #: item and user partitions, in the same order on every rank (step 1)
+        self.shared = [
+            TopicPartition(t, p) for t in (topics.items, topics.users) for p in range(partitions[t])
+        ]
+        self.buffer: dict[TopicPartition, list[Any]] = {tp: [] for tp in self.shared}
+        cfg = settings.kafka_python_config()
+        self.consumer = KafkaConsumer(
+            **cfg,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+        )
+        self.consumer.assign(self.mine + self.shared)
+        for tp in self.mine + self.shared:
+            offset = core.offsets.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        self.producer = KafkaProducer(**cfg)
+        core.sources = self._lagging
+        self.point = core.restored_point
+        self.stop = threading.Event()
+        self._since_point = self._since_checkpoint = 0
+        now = time.monotonic()
+        self._last_point = self._last_checkpoint = self._last_snapshot = self._last_gauges = now
+        self._applied_at_checkpoint = core.model_events
+
+    # -- reading --------------------------------------------------------------------------
+    def _read_to(self, tp: TopicPartition) -> int:
+        """Next offset to read of a shared partition: past what waits in the buffer."""
+        buf = self.buffer[tp]
+        if buf:
+            return int(buf[-1].offset) + 1
+        return self.core.offsets.get((tp.topic, tp.partition), self._position(tp))
+
+    def _position(self, tp: TopicPartition) -> int:
+        try:
+            return int(self.consumer.position(tp, timeout_ms=5000) or 0)
+        except Exception:  # not known yet: nothing read
+            return 0
+
+    def _lagging(self) -> set[TP]:
+        """The partitions whose end the core has not reached (buffered records count as
+        unread); one whose end is not known yet counts as behind."""
+        out = set()
+        for tp in self.mine + self.shared:
+            key = (tp.topic, tp.partition)
+            end = self.consumer.highwater(tp)
+            done = self.core.offsets.get(key, 0)
+            if end is None or done < end:
+                out.add(key)
+            if end is not None:
+                self.core.lag[key] = max(0, end - done)
+        return out
+
+    def _dead(self, dead: list[DeadLetter]) -> None:
+        for d in dead:
+            try:
+                self.producer.send(self.settings.topics.dlq, key=d.key, value=d.value)
+            except Exception as exc:
+                self.core.metrics.dead_letters_failed.inc()
+                log.error(
+                    "could not publish a dead letter (%s): %s: %s",
+                    d.reason,
+                    type(exc).__name__,
+                    exc,
+                )
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, until: Callable[[RankedWorker], bool] | None = None) -> None:
+        """Learn until SIGINT/SIGTERM (on any rank) or ``until``; the last point checkpoints
+        and exports a snapshot."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop.set())
+        while True:
+            polled = self.consumer.poll(timeout_ms=50)
+            for tp, records in polled.items():
+                if tp.topic == self.interactions:
+                    batch = RecordBatch(tp, records, self.consumer.highwater(tp))
+                    self._dead(self.core.apply(batch))
+                    self._since_point += len(records)
+                    self._since_checkpoint += len(records)
+                else:
+                    self.buffer[tp].extend(records)
+            self.core.tick()
+            now = time.monotonic()
+            if now - self._last_gauges >= self.gauges_s:
+                self.core.update_gauges()
+                self._last_gauges = now
+            if until is not None and until(self):
+                self.stop.set()
+            if (
+                self.stop.is_set()
+                or self._since_point >= self.sync_records
+                or now - self._last_point >= self.sync_s
+            ) and not self.at_point():
+                break
+
+    def at_point(self) -> bool:
+        """One synchronisation point (module docstring); False once the ranks agreed to stop."""
+        t = time.perf_counter()
+        core, now = self.core, time.monotonic()
+        applied = core.model_events - self._applied_at_checkpoint
+        wants = [
+            self.stop.is_set(),
+            self._since_checkpoint >= self.checkpoint_events
+            or applied >= self.checkpoint_events
+            or now - self._last_checkpoint >= self.checkpoint_s,
+            self.snapshot_exporter is not None
+            and now - self._last_snapshot >= self.settings.snapshot_interval_s,
+            bool(core.stale_items),
+        ]
+        # 1. how far every rank read the shared partitions (min), and the flags (max)
+        agree = torch.tensor(
+            [float(self._read_to(tp)) for tp in self.shared] + [-float(w) for w in wants],
+            dtype=torch.float64,
+        )
+        dist.all_reduce(agree, dist.ReduceOp.MIN)
+        stop, ckpt, snap, stale = (bool(-v) for v in agree[len(self.shared) :].tolist())
+        ckpt, snap = ckpt or stop, snap or stop
+        lap = self._part("agree", t)
+        # 2. the shared records up to there, in the same order everywhere
+        for tp, upto in zip(self.shared, agree.tolist(), strict=False):
+            buf = self.buffer[tp]
+            cut = next((i for i, r in enumerate(buf) if r.offset >= upto), len(buf))
+            if cut:
+                self._dead(core.apply(RecordBatch(tp, buf[:cut], self.consumer.highwater(tp))))
+                del buf[:cut]
+        core.encoding.collect(wait=True)
+        # 3. a common watermark; items some rank waited for in vain
+        mark = torch.tensor([_finite(core.watermark())], dtype=torch.float64)
+        dist.all_reduce(mark, dist.ReduceOp.MIN)
+        core.release_at_point(float(mark))
+        if stale:
+            asked: list[list[str]] = [[] for _ in range(self.world)]
+            dist.all_gather_object(asked, sorted(core.stale_items))
+            core.adopt(sorted({k for ids in asked for k in ids}))
+        lap = self._part("catalog", lap)
+        # 4. one model again
+        if ckpt or snap:
+            self.student.flush()  # nothing pending in a checkpoint or a snapshot
+        before = dict(self.sync.stats.parts)
+        sent = self.sync.stats.bytes
+        remote = self.sync.sync()
+        for index in remote:
+            core.evaluator.item_count[index] += 1
+        for part, s in self.sync.stats.parts.items():
+            self.m.sync_parts.labels(part=part).inc(s - before.get(part, 0.0))
+        self.m.sync_bytes.inc(self.sync.stats.bytes - sent + agree.numel() * 8)
+        self.m.remote_events.inc(len(remote))
+        self.point += 1
+        if ckpt:
+            self._checkpoint()
+        if snap:
+            self._snapshot()
+        self.m.syncs.inc()
+        self.m.sync.observe(time.perf_counter() - t)
+        self._since_point, self._last_point = 0, time.monotonic()
+        return not stop
+
+    def _part(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.m.sync_parts.labels(part=part).inc(now - since)
+        return now
+
+    def _checkpoint(self) -> None:
+        t = time.perf_counter()
+        ok = torch.tensor([1.0])
+        try:
+            write_rank(
+                self.checkpoint_dir,
+                self.point,
+                self.rank,
+                self.core.state_dict(),
+                dict(self.core.offsets),
+            )
+        except Exception:
+            log.exception("could not write this rank's part of the cut at point %d", self.point)
+            ok[0] = 0.0
+        dist.all_reduce(ok, dist.ReduceOp.MIN)
+        complete = bool(ok[0])
+        if complete and self.rank == 0:
+            complete_cut(self.checkpoint_dir, self.point, self.world, self.n_partitions)
+        self.m.cuts.labels(outcome="complete" if complete else "incomplete").inc()
+        self.core.metrics.checkpoint.observe(time.perf_counter() - t)
+        self._since_checkpoint, self._last_checkpoint = 0, time.monotonic()
+        self._applied_at_checkpoint = self.core.model_events
+
+    def _snapshot(self) -> None:
+        """Every rank's users and offsets to rank 0, which exports."""
+        mine = user_part(
+            self.student, lambda u: owner(u, self.n_partitions, self.world) == self.rank
+        )
+        offsets = {k: v for k, v in self.core.offsets.items() if k[0] == self.interactions}
+        parts: list[tuple[UserPart, dict[TP, int]] | None] = [None] * self.world
+        dist.gather_object((mine, offsets), parts if self.rank == 0 else None, dst=0)
+        self._last_snapshot = time.monotonic()
+        if self.snapshot_exporter is None:
+            return
+        every = dict(self.core.offsets)
+        for part in parts:
+            assert part is not None
+            every.update(part[1])
+        try:
+            snap = self.snapshot_exporter.export(
+                self.student, offsets=every, parts=[p[0] for p in parts if p is not None]
+            )
+            message = self.snapshot_exporter.announcement(snap)
+            self.producer.send(self.settings.topics.snapshots, key=b"snapshot", value=message)
+        except Exception:
+            log.exception("snapshot export failed; the worker goes on")
+
+    def close(self) -> None:
+        for closing in (self.producer.flush, self.producer.close, self.consumer.close):
+            try:
+                closing()
+            except Exception as exc:  # the broker may be gone: the checkpoint is written
+                log.warning("closing the Kafka client: %s: %s", type(exc).__name__, exc)
+        self.core.update_gauges()
+        self.core.close()
+
+
+def _finite(mark: float) -> float:
+    """A watermark for an all_reduce (gloo's MIN handles infinities, but be explicit)."""
+    if math.isinf(mark):
+        return 1e300 if mark > 0 else -1e300
+    return mark
