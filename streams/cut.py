@@ -35,7 +35,7 @@ from models.distributed import owner
 from models.rescale import regroup
 from streams.checkpoint import CHECKPOINT_FILE, fsync_dir, load_checkpoint, save_checkpoint
 
-__all__ = ["Cut", "complete_cut", "latest_cut", "restore_state", "write_rank"]
+__all__ = ["Cut", "complete_cut", "latest_cut", "newest", "restore_state", "write_rank"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def latest_cut(directory: Path) -> Cut | None:
     return None
 
 
-def _newest(directory: Path) -> Cut | Path | None:
+def newest(directory: Path) -> Cut | Path | None:
     cut, single = latest_cut(directory), directory / CHECKPOINT_FILE
     if cut is None:
         return single if single.is_file() else None
@@ -113,7 +113,7 @@ def restore_state(
 
     ``partitions``: of the interactions topic ``interactions`` now (with ``world``, it decides
     which users the rank owns)."""
-    found = _newest(directory)
+    found = newest(directory)
     if found is None:
         return None
     if isinstance(found, Path):

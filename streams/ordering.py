@@ -72,6 +72,8 @@ class EventOrder:
     hold_items: bool = False
     #: (with ``hold_items``) ids of items whose interactions waited ``park_s`` in vain
     stale_items: set[str]
+    #: interactions in the heap (the ranked loop stops handing more over past a bound)
+    waiting_interactions: int = 0
 
     def _enqueue(
         self, kind: str, order: int, keys: list[tuple[str, int]], vectors: Any, now: float
@@ -85,11 +87,16 @@ class EventOrder:
 
     def _wait(self, w: _Waiting) -> None:
         heapq.heappush(self._heap, (w.ts, w.order, w.seq, w))
+        self.waiting_interactions += w.kind == "interaction"
 
     @property
     def waiting(self) -> list[_Waiting]:
         """The events not applied yet, in the order they will be."""
         return [e[3] for e in sorted(self._heap)]
+
+    def frontier(self, tp: tuple[str, int]) -> float:
+        """The newest event time read from partition ``tp`` (-inf: nothing yet)."""
+        return self._frontier.get(tp, -math.inf)
 
     def watermark(self) -> float:
         """Event time up to which every input partition has been read: the oldest newest-time
@@ -116,6 +123,7 @@ class EventOrder:
                 break  # it waits for the next synchronisation point
             w = heapq.heappop(heap)[3]
             if w.kind == "interaction":
+                self.waiting_interactions -= 1
                 n += self._apply(w.vector, now, force=False)
             elif w.kind == "item":
                 ev.item(self.catalog.add(w.key, w.vector, w.ts))

@@ -36,6 +36,7 @@ import math
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ __all__ = ["RankedWorker"]
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+#: record batches a rank holds read but not handed to its core, at most (beyond, it reads
+#: only for the partition the watermark waits for)
+QUEUED = 8
 
 
 class RankedWorker:
@@ -104,21 +108,29 @@ class RankedWorker:
             TopicPartition(t, p) for t in (topics.items, topics.users) for p in range(partitions[t])
         ]
         self.buffer: dict[TopicPartition, list[Any]] = {tp: [] for tp in self.shared}
+        #: interaction records read, not handed to the core yet (:meth:`_feed`)
+        self.queue: dict[TopicPartition, deque[list[Any]]] = {tp: deque() for tp in self.mine}
         cfg = settings.kafka_python_config()
-        self.consumer = KafkaConsumer(
-            **cfg,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_poll_records,
+        # two consumers: one fetcher busy with a backlog of interactions must not keep the
+        # items and users from being read (a point waits for them)
+        self.consumer, self.catalog_consumer = (
+            KafkaConsumer(
+                **cfg,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=max_poll_records,
+            )
+            for _ in range(2)
         )
-        self.consumer.assign(self.mine + self.shared)
-        for tp in self.mine + self.shared:
-            offset = core.offsets.get((tp.topic, tp.partition))
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
+        for consumer, tps in ((self.consumer, self.mine), (self.catalog_consumer, self.shared)):
+            consumer.assign(tps)
+            for tp in tps:
+                offset = core.offsets.get((tp.topic, tp.partition))
+                if offset is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
         self.producer = KafkaProducer(**cfg)
         core.sources = self._lagging
         self.point = core.restored_point
@@ -134,13 +146,18 @@ class RankedWorker:
         buf = self.buffer[tp]
         if buf:
             return int(buf[-1].offset) + 1
-        return self.core.offsets.get((tp.topic, tp.partition), self._position(tp))
+        done = self.core.offsets.get((tp.topic, tp.partition))
+        return done if done is not None else self._position(tp)
 
     def _position(self, tp: TopicPartition) -> int:
         try:
-            return int(self.consumer.position(tp, timeout_ms=5000) or 0)
+            return int(self.catalog_consumer.position(tp, timeout_ms=5000) or 0)
         except Exception:  # not known yet: nothing read
             return 0
+
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        consumer = self.consumer if tp.topic == self.interactions else self.catalog_consumer
+        return consumer.highwater(tp)
 
     def _lagging(self) -> set[TP]:
         """The partitions whose end the core has not reached (buffered records count as
@@ -148,7 +165,7 @@ class RankedWorker:
         out = set()
         for tp in self.mine + self.shared:
             key = (tp.topic, tp.partition)
-            end = self.consumer.highwater(tp)
+            end = self._highwater(tp)
             done = self.core.offsets.get(key, 0)
             if end is None or done < end:
                 out.add(key)
@@ -176,15 +193,16 @@ class RankedWorker:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stop.set())
         while True:
-            polled = self.consumer.poll(timeout_ms=50)
-            for tp, records in polled.items():
-                if tp.topic == self.interactions:
-                    batch = RecordBatch(tp, records, self.consumer.highwater(tp))
-                    self._dead(self.core.apply(batch))
-                    self._since_point += len(records)
-                    self._since_checkpoint += len(records)
-                else:
-                    self.buffer[tp].extend(records)
+            # interaction records read wait in a queue while the core holds enough of them
+            # (waiting for items, or for the watermark); past QUEUED batches, reading stops
+            # unless the partition the watermark waits for has none (memory stays bounded)
+            for tp, records in self.catalog_consumer.poll(timeout_ms=5).items():
+                self.buffer[tp].extend(records)
+            if sum(map(len, self.queue.values())) < QUEUED or self._starved():
+                for tp, records in self.consumer.poll(timeout_ms=20).items():
+                    self.queue[tp].append(records)
+            if not self._feed():
+                return
             self.core.tick()
             now = time.monotonic()
             if now - self._last_gauges >= self.gauges_s:
@@ -193,11 +211,46 @@ class RankedWorker:
             if until is not None and until(self):
                 self.stop.set()
             if (
-                self.stop.is_set()
-                or self._since_point >= self.sync_records
-                or now - self._last_point >= self.sync_s
+                self.stop.is_set() or now - self._last_point >= self.sync_s
             ) and not self.at_point():
-                break
+                return
+
+    def _starved(self) -> bool:
+        """Whether the partition that holds the watermark back has nothing queued."""
+        lagging = [k for k in self._lagging() if k[0] == self.interactions]
+        if not lagging:
+            return False
+        holder = min(lagging, key=self.core.frontier)
+        return not self.queue[TopicPartition(*holder)]
+
+    def _feed(self) -> bool:
+        """Hand queued interaction records to the core, a point every ``sync_records`` (also
+        inside a large fetch); False once the ranks agreed to stop.
+
+        The partition read least far in event time goes first (a merge). While the core holds
+        ``2 * sync_records`` interactions waiting, only the partition that holds the watermark
+        back may add more."""
+        front = self.core.frontier
+        while True:
+            ready = [tp for tp in self.mine if self.queue[tp]]
+            if not ready:
+                return True
+            tp = min(ready, key=lambda t: front((t.topic, t.partition)))
+            if self.core.waiting_interactions >= 2 * self.sync_records and front(
+                (tp.topic, tp.partition)
+            ) > min(map(front, self._lagging())):
+                return True  # (the watermark waits for another partition, or an item)
+            records = self.queue[tp][0]
+            chunk = records[: self.sync_records - self._since_point]
+            if len(chunk) == len(records):
+                self.queue[tp].popleft()
+            else:
+                self.queue[tp][0] = records[len(chunk) :]
+            self._dead(self.core.apply(RecordBatch(tp, chunk, self.consumer.highwater(tp))))
+            self._since_point += len(chunk)
+            self._since_checkpoint += len(chunk)
+            if self._since_point >= self.sync_records and not self.at_point():
+                return False
 
     def at_point(self) -> bool:
         """One synchronisation point (module docstring); False once the ranks agreed to stop."""
@@ -227,7 +280,7 @@ class RankedWorker:
             buf = self.buffer[tp]
             cut = next((i for i, r in enumerate(buf) if r.offset >= upto), len(buf))
             if cut:
-                self._dead(core.apply(RecordBatch(tp, buf[:cut], self.consumer.highwater(tp))))
+                self._dead(core.apply(RecordBatch(tp, buf[:cut], self._highwater(tp))))
                 del buf[:cut]
         core.encoding.collect(wait=True)
         # 3. a common watermark; items some rank waited for in vain
@@ -314,7 +367,12 @@ class RankedWorker:
             log.exception("snapshot export failed; the worker goes on")
 
     def close(self) -> None:
-        for closing in (self.producer.flush, self.producer.close, self.consumer.close):
+        for closing in (
+            self.producer.flush,
+            self.producer.close,
+            self.consumer.close,
+            self.catalog_consumer.close,
+        ):
             try:
                 closing()
             except Exception as exc:  # the broker may be gone: the checkpoint is written

@@ -321,6 +321,7 @@ class WorkerCore(EventOrder):
             self.parked.setdefault(rec.item_id, []).append(_Parked(rec, since))
         self._heap = [(w.ts, w.order, w.seq, w) for w in state["waiting"]]
         heapq.heapify(self._heap)
+        self.waiting_interactions = sum(w.kind == "interaction" for w in state["waiting"])
         self._seq = int(state["seq"])
         self.model_events = int(state["model_events"])
         self.metrics.model_events.set(self.model_events)
