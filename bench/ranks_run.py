@@ -45,9 +45,11 @@ def launch(
     args: tuple[str, ...] = (),
     max_restarts: int = 0,
     log: Path | None = None,
+    torchrun: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """``coldstream worker --role student`` as one process (``ranks`` 1, no torchrun) or as
-    ``ranks`` torchrun ranks on this host (rank r's /metrics on ``metrics_port`` + r)."""
+    """``coldstream worker --role student`` as ``ranks`` torchrun ranks on this host (rank r's
+    /metrics on ``metrics_port`` + r), or without torchrun (``torchrun=False``: one process,
+    on Faust)."""
     env = {
         **os.environ,
         "COLDSTREAM_BROKER": settings.broker,
@@ -58,7 +60,7 @@ def launch(
         "OMP_NUM_THREADS": "1",
     }
     worker = ["-m", "coldstream.cli", "worker", "--role", "student", *args]
-    if ranks == 1:
+    if not torchrun:
         cmd = [sys.executable, *worker]
     else:
         cmd = [

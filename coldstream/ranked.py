@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from coldstream.console import err, out
 from core.errors import ConfigError
 from core.settings import Settings
-from core.threads import limit_threads
+from core.threads import cores, limit_threads
 from exporters.metrics import RankMetrics, WorkerMetrics
 
 __all__ = ["run_ranked_worker"]
@@ -41,6 +41,7 @@ def run_ranked_worker(
 ) -> None:
     """Rank ``RANK`` of ``WORLD_SIZE`` (set by torchrun), role student (:mod:`streams.ranks`)."""
     from coldstream.runner import make_exporter
+    from models.distributed import SharedTeacher
     from models.teacher import load_teacher
     from streams.ranks import RankedWorker
     from streams.topics import ensure_topics, partition_counts
@@ -50,6 +51,9 @@ def run_ranked_worker(
     # waiting in a collective until torchrun stops and restarts the group (or this timeout)
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=sync_timeout_s))
     rank, world = dist.get_rank(), dist.get_world_size()
+    if settings.teacher_threads == 0:  # "one per core": the ranks on this host share them
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        settings = settings.model_copy(update={"teacher_threads": max(1, cores() // local)})
     try:
         if rank == 0:
             ensure_topics(settings)
@@ -65,7 +69,8 @@ def run_ranked_worker(
         registry = CollectorRegistry()
         metrics = WorkerMetrics.create(registry)
         rank_metrics = RankMetrics.create(registry, rank, world)
-        teacher = load_teacher(settings.teacher_model)
+        # every rank encodes a share of the new items' and profiles' texts (models.distributed)
+        teacher = SharedTeacher(load_teacher(settings.teacher_model))
         core = WorkerCore(
             settings,
             role="student",
@@ -122,7 +127,10 @@ def run_ranked_worker(
 
 
 def ranks_from_env() -> int:
-    """``WORLD_SIZE`` as torchrun sets it (1 without torchrun)."""
+    """The number of ranks torchrun started (``WORLD_SIZE``); 0 without torchrun (the worker
+    then runs as one process, on Faust, as it always did)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ and "WORLD_SIZE" not in os.environ:
+        return 0
     raw = os.environ.get("WORLD_SIZE", "1")
     try:
         return int(raw)

@@ -30,10 +30,12 @@ misses the other ranks' latest events (``bench/bench_distributed.py`` measures t
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.distributed as dist
 from kafka.partitioner.default import murmur2
@@ -42,8 +44,9 @@ from models.baselines import grow
 
 if TYPE_CHECKING:
     from models.student import Student, StudentConfig
+    from models.teacher import TextEncoder
 
-__all__ = ["StudentSync", "SyncStats", "owner", "partition_of", "rank_config"]
+__all__ = ["SharedTeacher", "StudentSync", "SyncStats", "owner", "partition_of", "rank_config"]
 
 #: the student's per-item arrays whose changes are summed at a synchronisation point
 SUMMED = ("emb", "bias", "emb_acc", "bias_acc")
@@ -64,6 +67,29 @@ def rank_config(cfg: StudentConfig, world: int) -> StudentConfig:
     """The configuration of one of ``world`` ranks: its micro-batch a ``world``-th of one
     process's (module docstring)."""
     return replace(cfg, batch_size=max(1, cfg.batch_size // world))
+
+
+class SharedTeacher:
+    """The teacher of one of several ranks: each encodes a ``world``-th of the texts and
+    ``all_gather`` assembles them, so the ranks share the teacher's work instead of each doing
+    all of it. :meth:`encode` is a collective: every rank calls it with the same texts in the
+    same order (the worker encodes only at synchronisation points, :mod:`streams.ranks`)."""
+
+    def __init__(self, teacher: TextEncoder, group: dist.ProcessGroup | None = None) -> None:
+        self.teacher, self.group = teacher, group
+        self.name, self.dim = teacher.name, teacher.dim
+        self.world, self.rank = dist.get_world_size(group), dist.get_rank(group)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        share = list(texts[self.rank :: self.world])
+        mine = self.teacher.encode(share) if share else np.zeros((0, self.dim), np.float32)
+        parts: list[npt.NDArray[np.float32] | None] = [None] * self.world
+        dist.all_gather_object(parts, np.asarray(mine, np.float32), group=self.group)
+        out = np.empty((len(texts), self.dim), np.float32)
+        for r, part in enumerate(parts):
+            assert part is not None
+            out[r :: self.world] = part
+        return out
 
 
 @dataclass

@@ -103,7 +103,7 @@ def worker(
         ranks = ranks_from_env()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="WORLD_SIZE") from None
-    if ranks > 1 and role != "student":
+    if ranks and role != "student":
         # several ranks learn one student; River learns per event and stays one process
         raise typer.BadParameter(
             f"started as one of {ranks} ranks (WORLD_SIZE={ranks}, e.g. by torchrun) with "
@@ -139,7 +139,7 @@ def worker(
     )
     from coldstream.runner import run_worker_command
 
-    if ranks > 1:
+    if ranks:  # under torchrun, one rank or several
         from coldstream.ranked import run_ranked_worker
 
         if adapt:

@@ -40,15 +40,23 @@ def test_console_script_entry_point() -> None:
     assert done.returncode == 0 and "generate" in done.stdout
 
 
-def test_a_worker_started_as_several_ranks_refuses_with_a_hint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--role", "baseline"], ["one of 2 ranks", "use --role student", "without torchrun"]),
+        (["--role", "all"], ["one of 2 ranks", "use --role student"]),
+        (["--adapt"], ["--adapt is not available under torchrun"]),
+    ],
+)
+def test_a_worker_under_torchrun_refuses_what_ranks_cannot_do_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], words: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc-per-node 2 sets it
-    result = runner.invoke(app, ["worker", "--checkpoint-dir", str(tmp_path / "ck")])
+    result = runner.invoke(app, ["worker", "--checkpoint-dir", str(tmp_path / "ck"), *args])
     assert result.exit_code != 0
     text = " ".join(result.output.replace("│", " ").split())
-    assert "one of 2 ranks" in text and "without torchrun" in text, text
+    assert all(w in text for w in words), text
     assert not (tmp_path / "ck").exists()  # refused before anything started
 
 
