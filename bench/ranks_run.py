@@ -76,6 +76,8 @@ def launch(
             "0.5",
             *worker,
         ]
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 

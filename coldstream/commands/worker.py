@@ -87,7 +87,7 @@ def worker(
             help="under torchrun: interaction records a rank reads between two synchronisation "
             "points (or --sync-s, whichever comes first)",
         ),
-    ] = 256,
+    ] = 128,
     sync_s: Annotated[
         float, typer.Option(min=0.01, help="under torchrun: most seconds between two points")
     ] = 0.5,
