@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--sync-records", type=int, default=256)
+    ap.add_argument("--sync-records", type=int, default=128)
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()

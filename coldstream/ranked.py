@@ -47,6 +47,10 @@ def run_ranked_worker(
     from streams.topics import ensure_topics, partition_counts
     from streams.worker import WorkerCore
 
+    # kafka-python's notes on a loop that also learns ("a task ran for 0.2 s") and on a
+    # consumer without a group (on purpose: torchrun assigns the partitions) are not faults
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    logging.getLogger("kafka.coordinator.consumer").setLevel(logging.ERROR)
     # gloo: the student is small and learns on CPU; a rank that dies leaves the others
     # waiting in a collective until torchrun stops and restarts the group (or this timeout)
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=sync_timeout_s))

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.dashboards import DASHBOARD, load_dashboard, panels, queries
 from core.settings import Settings
-from exporters.metrics import WorkerMetrics
+from exporters.metrics import RankMetrics, WorkerMetrics
 from models.evaluation import SLICES
 from models.registry import MODEL_NAMES
 from serving.metrics import InferenceMetrics
@@ -59,6 +59,7 @@ def _exposed_names() -> set[str]:
     """Every series name the worker and inference metrics can expose."""
     registry = CollectorRegistry()
     WorkerMetrics.create(registry)
+    RankMetrics.create(registry, 0, 2)
     InferenceMetrics.create(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     names = set()
@@ -243,6 +244,9 @@ def test_every_panel_reads_metrics_the_code_registers() -> None:
         "coldstream_broker_connected",
         "coldstream_fetch_stall_seconds",
         "coldstream_offset_resets_total",
+        "coldstream_sync_seconds_sum",
+        "coldstream_sync_part_seconds_total",
+        "coldstream_sync_bytes_total",
     }
     assert wanted <= used, wanted - used
 
