@@ -35,7 +35,15 @@ from models.distributed import owner
 from models.rescale import regroup
 from streams.checkpoint import CHECKPOINT_FILE, fsync_dir, load_checkpoint, save_checkpoint
 
-__all__ = ["Cut", "complete_cut", "latest_cut", "newest", "restore_state", "write_rank"]
+__all__ = [
+    "Cut",
+    "complete_cut",
+    "highest_point",
+    "latest_cut",
+    "newest",
+    "restore_state",
+    "write_rank",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,13 @@ def complete_cut(directory: Path, point: int, world: int, partitions: int, keep:
     for c in stale:
         shutil.rmtree(c, ignore_errors=True)
     return path
+
+
+def highest_point(directory: Path) -> int:
+    """The highest point of any cut directory, complete or not (0: none): new cuts are numbered
+    above it, so they never mix with a cut a dead rank left half written."""
+    points = [int(p.name.split("-", 1)[1]) for p in directory.glob("cut-*") if p.name[4:].isdigit()]
+    return max(points, default=0)
 
 
 def latest_cut(directory: Path) -> Cut | None:

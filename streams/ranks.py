@@ -1,7 +1,7 @@
 """The worker as one of several ranks (``torchrun ... coldstream.cli worker``): one student.
 
-Started by ``torchrun`` (``WORLD_SIZE`` > 1), each process is one rank of a ``torch.distributed``
-group (gloo: the student learns on CPU). Membership is torchrun's, not Kafka's: a consumer group
+Under ``torchrun`` each process is one rank of a ``torch.distributed`` group (gloo: the student
+learns on CPU). Membership is torchrun's, not Kafka's: a consumer group
 would move partitions on its own schedule, and a partition must stay with the rank whose
 checkpoint holds its users. So each rank assigns itself (kafka-python, no group):
 
@@ -9,30 +9,25 @@ checkpoint holds its users. So each rank assigns itself (kafka-python, no group)
   so a user's events and state stay on one rank: :func:`models.distributed.owner`);
 - every partition of the items and users topics, so every rank knows the whole catalog.
 
-The loop reads, and hands interaction batches to its :class:`~streams.worker.WorkerCore` at once.
-Item and user records wait in a buffer for the next *synchronisation point*, which every rank
-reaches after ``sync_records`` interaction records of its own or ``sync_s`` seconds, whichever
-comes first (a point is a collective: a rank that gets there first waits). At a point the ranks:
+The loop hands interaction batches to its :class:`~streams.worker.WorkerCore` (:meth:`_feed`);
+item and user records wait for the next *synchronisation point* (a collective), which a rank
+reaches after ``sync_records`` records of its own or ``sync_s`` seconds. At a point the ranks:
 
 1. agree (one ``all_reduce``) on how far every item and user partition has been read by all of
    them, and on whether to checkpoint, export a snapshot or stop;
-2. hand those records to their cores, in partition and offset order: every rank's teacher
-   encodes the same items, and every catalog grows in the same order;
+2. hand those records over, in partition and offset order (each rank encodes a share of the
+   texts, :class:`~models.distributed.SharedTeacher`): every catalog grows in the same order;
 3. agree on a common watermark (the oldest of their own) and release every waiting event up to
-   it, items included (between points a rank releases interactions only, up to its first waiting
-   item); items some rank waited ``park_s`` for in vain join everywhere, unannounced;
-4. make the student one model again (:class:`models.distributed.StudentSync`) and count the
-   other ranks' interactions towards the items' slices;
+   it, items included; between points a rank releases only interactions and users, up to its
+   first waiting item. Items some rank waited ``park_s`` for in vain join everywhere;
+4. make the student one model again (:class:`~models.distributed.StudentSync`);
 5. checkpoint: every rank writes its state and offsets, and the cut counts once all did
-   (:mod:`streams.cut`); snapshot: rank 0 exports, with every rank's users gathered to it.
-
-Dead letters go to the ``.dlq`` topic from every rank; snapshot announcements from rank 0 only.
+   (:mod:`streams.cut`); snapshot: rank 0 exports (and announces), with every rank's users.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
@@ -50,7 +45,7 @@ from exporters.metrics import RankMetrics
 from exporters.snapshot import SnapshotExporter, UserPart, user_part
 from models.distributed import StudentSync, owner
 from models.student import Student
-from streams.cut import complete_cut, write_rank
+from streams.cut import complete_cut, highest_point, write_rank
 from streams.transport import RecordBatch
 from streams.worker import DeadLetter, WorkerCore
 
@@ -133,7 +128,10 @@ class RankedWorker:
                     consumer.seek(tp, offset)
         self.producer = KafkaProducer(**cfg)
         core.sources = self._lagging
-        self.point = core.restored_point
+        # points (and so cuts) are numbered above every cut directory there is, on every rank
+        top = torch.tensor([max(core.restored_point, highest_point(checkpoint_dir))])
+        dist.all_reduce(top, dist.ReduceOp.MAX)
+        self.point = int(top)
         self.stop = threading.Event()
         self._since_point = self._since_checkpoint = 0
         now = time.monotonic()
@@ -174,17 +172,27 @@ class RankedWorker:
         return out
 
     def _dead(self, dead: list[DeadLetter]) -> None:
+        """Publish dead letters; a refusal, now or at delivery, is counted and logged."""
         for d in dead:
             try:
-                self.producer.send(self.settings.topics.dlq, key=d.key, value=d.value)
+                sent = self.producer.send(self.settings.topics.dlq, key=d.key, value=d.value)
             except Exception as exc:
-                self.core.metrics.dead_letters_failed.inc()
-                log.error(
-                    "could not publish a dead letter (%s): %s: %s",
-                    d.reason,
-                    type(exc).__name__,
-                    exc,
-                )
+                self._dead_failed(d, exc)
+            else:
+                sent.add_errback(lambda exc, d=d: self._dead_failed(d, exc))
+
+    def _dead_failed(self, d: DeadLetter, exc: BaseException) -> None:
+        self.core.metrics.dead_letters_failed.inc()
+        head = d.value[:200].decode("utf-8", "replace")
+        log.error(
+            "could not publish a %d-byte dead letter (%s) to %s: %s: %s; it began %s",
+            len(d.value),
+            d.reason,
+            self.settings.topics.dlq,
+            type(exc).__name__,
+            exc,
+            head,
+        )
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, until: Callable[[RankedWorker], bool] | None = None) -> None:
@@ -224,8 +232,8 @@ class RankedWorker:
         return not self.queue[TopicPartition(*holder)]
 
     def _feed(self) -> bool:
-        """Hand queued interaction records to the core, a point every ``sync_records`` (also
-        inside a large fetch); False once the ranks agreed to stop.
+        """Hand queued interaction records to the core, a point every ``sync_s`` or
+        ``sync_records`` (also inside a large fetch); False once the ranks agreed to stop.
 
         The partition read least far in event time goes first (a merge). While the core holds
         ``2 * sync_records`` interactions waiting, only the partition that holds the watermark
@@ -249,7 +257,8 @@ class RankedWorker:
             self._dead(self.core.apply(RecordBatch(tp, chunk, self.consumer.highwater(tp))))
             self._since_point += len(chunk)
             self._since_checkpoint += len(chunk)
-            if self._since_point >= self.sync_records and not self.at_point():
+            due = time.monotonic() - self._last_point >= self.sync_s
+            if (due or self._since_point >= self.sync_records) and not self.at_point():
                 return False
 
     def at_point(self) -> bool:
@@ -283,15 +292,18 @@ class RankedWorker:
                 self._dead(core.apply(RecordBatch(tp, buf[:cut], self._highwater(tp))))
                 del buf[:cut]
         core.encoding.collect(wait=True)
+        lap = self._part("catalog", lap)
         # 3. a common watermark; items some rank waited for in vain
-        mark = torch.tensor([_finite(core.watermark())], dtype=torch.float64)
+        finite = max(min(core.watermark(), 1e300), -1e300)  # (no infinities in a collective)
+        mark = torch.tensor([finite], dtype=torch.float64)
         dist.all_reduce(mark, dist.ReduceOp.MIN)
+        lap = self._part("watermark", lap)
         core.release_at_point(float(mark))
         if stale:
             asked: list[list[str]] = [[] for _ in range(self.world)]
             dist.all_gather_object(asked, sorted(core.stale_items))
             core.adopt(sorted({k for ids in asked for k in ids}))
-        lap = self._part("catalog", lap)
+        self._part("release", lap)  # learning what the point released, not synchronising
         # 4. one model again
         if ckpt or snap:
             self.student.flush()  # nothing pending in a checkpoint or a snapshot
@@ -379,10 +391,3 @@ class RankedWorker:
                 log.warning("closing the Kafka client: %s: %s", type(exc).__name__, exc)
         self.core.update_gauges()
         self.core.close()
-
-
-def _finite(mark: float) -> float:
-    """A watermark for an all_reduce (gloo's MIN handles infinities, but be explicit)."""
-    if math.isinf(mark):
-        return 1e300 if mark > 0 else -1e300
-    return mark

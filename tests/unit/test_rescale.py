@@ -18,7 +18,7 @@ from exporters.metrics import WorkerMetrics
 from models.distributed import owner
 from models.student import Student
 from models.teacher import HashingTeacher
-from streams.cut import complete_cut, latest_cut, restore_state, write_rank
+from streams.cut import complete_cut, highest_point, latest_cut, restore_state, write_rank
 from streams.transport import RecordBatch
 from streams.worker import WorkerCore
 
@@ -155,6 +155,7 @@ def test_an_incomplete_cut_does_not_count(tmp_path: Path) -> None:
     write_rank(tmp_path, 5, 0, cores[0].state_dict(), dict(cores[0].offsets))  # rank 1 died
     found = latest_cut(tmp_path)
     assert found is not None and found.point == 3
+    assert highest_point(tmp_path) == 5  # the next cut is numbered above the torn one
     state = restore_state(
         tmp_path, rank=0, world=2, partitions=PARTITIONS, interactions=TOPICS.interactions
     )
@@ -169,3 +170,26 @@ def test_a_complete_cut_with_a_missing_rank_file_is_an_error(tmp_path: Path) -> 
         restore_state(
             tmp_path, rank=0, world=1, partitions=PARTITIONS, interactions=TOPICS.interactions
         )
+
+
+def test_items_join_every_rank_at_points_up_to_the_common_watermark() -> None:
+    """Between points a rank releases interactions only, up to its first waiting item; at a
+    point everything up to the ranks' common watermark goes, items included, so every catalog
+    is the same, row for row."""
+    items = [Item(f"i{j}", f"title {j}", T0 + 10 * j) for j in range(6)]
+    a, b = _core(2), _core(2)
+    for core in (a, b):
+        core.apply(_batch(TOPICS.items, 0, items, 0))
+    a.apply(_batch(TOPICS.interactions, 0, [Interaction("u1", "i0", T0 + 1)], 0))
+    assert len(a.catalog) == 0 and a.model_events == 0  # i0 holds the click back
+    a.release_at_point(T0 + 35)
+    b.release_at_point(T0 + 35)
+    assert list(a.catalog.ids) == list(b.catalog.ids) == ["i0", "i1", "i2", "i3"]
+    assert a.model_events == 1
+    # a late item (older than some that joined) joins both at the next point, in one place
+    late = [Item("late", "late title", T0 + 5)]
+    for core in (a, b):
+        core.apply(_batch(TOPICS.items, 0, late, len(items)))
+        core.release_at_point(float("inf"))
+    assert list(a.catalog.ids) == list(b.catalog.ids)
+    assert a.catalog.ids[4:] == ["late", "i4", "i5"]
