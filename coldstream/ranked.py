@@ -33,7 +33,7 @@ def run_ranked_worker(
     checkpoint_events: int,
     max_poll_records: int,
     threads: int = 1,
-    sync_records: int = 256,
+    sync_records: int = 128,
     sync_s: float = 0.5,
     sync_timeout_s: float = 300.0,
     snapshots: bool = True,

@@ -74,7 +74,7 @@ class RankedWorker:
         checkpoint_s: float = 10.0,
         checkpoint_events: int = 100_000,
         snapshot: SnapshotExporter | None = None,
-        sync_records: int = 256,
+        sync_records: int = 128,
         sync_s: float = 0.5,
         max_poll_records: int = 5000,
         gauges_s: float = 1.0,
