@@ -53,8 +53,11 @@ def run_ranked_worker(
     logging.getLogger("kafka.coordinator.consumer").setLevel(logging.ERROR)
     # gloo: the student is small and learns on CPU; a rank that dies leaves the others
     # waiting in a collective until torchrun stops and restarts the group (or this timeout)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=sync_timeout_s))
-    rank, world = dist.get_rank(), dist.get_world_size()
+    timeout = datetime.timedelta(seconds=sync_timeout_s)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    dist.init_process_group(
+        "gloo", store=_store(rank, world, timeout), rank=rank, world_size=world, timeout=timeout
+    )
     if settings.teacher_threads == 0:  # "one per core": the ranks on this host share them
         local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         settings = settings.model_copy(update={"teacher_threads": max(1, cores() // local)})
@@ -128,6 +131,24 @@ def run_ranked_worker(
         )
     finally:
         dist.destroy_process_group()
+
+
+def _store(rank: int, world: int, timeout: datetime.timedelta) -> dist.Store:
+    """The group's store, its keys under a prefix of torchrun's restart count. After a rank
+    died and torchrun restarted the group, the ranks otherwise read the dead round's addresses
+    from the store and failed to connect ("Gloo connectFullMesh failed ... Connection
+    refused"), until the restarts ran out."""
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    base = dist.TCPStore(
+        os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        int(os.environ.get("MASTER_PORT", "29500")),
+        world,
+        is_master=not agent and rank == 0,
+        timeout=timeout,
+        multi_tenant=not agent,
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"coldstream/attempt-{attempt}/", base)
 
 
 def ranks_from_env() -> int:

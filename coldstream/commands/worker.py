@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -139,45 +139,28 @@ def worker(
     )
     from coldstream.runner import run_worker_command
 
-    if ranks:  # under torchrun, one rank or several
-        from coldstream.ranked import run_ranked_worker
-
-        if adapt:
-            raise typer.BadParameter(
-                "--adapt is not available under torchrun yet (each rank would boost its own "
-                "learning rates): leave it out, or run one process",
-                param_hint="--adapt",
-            )
-        try:
-            run_ranked_worker(
-                settings,
-                threshold=threshold if feedback == "explicit" else None,
-                k=k,
-                eval_every=eval_every,
-                checkpoint_s=checkpoint_s,
-                checkpoint_events=checkpoint_events,
-                max_poll_records=max_poll_records,
-                threads=threads,
-                sync_records=sync_records,
-                sync_s=sync_s,
-                init=init,
-            )
-        except ColdstreamError as exc:
-            fail(str(exc))
-        return
-    try:
-        run_worker_command(
-            settings,
-            role=role,
-            threshold=threshold if feedback == "explicit" else None,
-            k=k,
-            eval_every=eval_every,
-            checkpoint_s=checkpoint_s,
-            checkpoint_events=checkpoint_events,
-            max_poll_records=max_poll_records,
-            threads=threads,
-            adapt=adapt,
-            init=init,
+    common: dict[str, Any] = {
+        "threshold": threshold if feedback == "explicit" else None,
+        "k": k,
+        "eval_every": eval_every,
+        "checkpoint_s": checkpoint_s,
+        "checkpoint_events": checkpoint_events,
+        "max_poll_records": max_poll_records,
+        "threads": threads,
+        "init": init,
+    }
+    if ranks and adapt:
+        raise typer.BadParameter(
+            "--adapt is not available under torchrun yet (each rank would boost its own "
+            "learning rates): leave it out, or run one process",
+            param_hint="--adapt",
         )
+    try:
+        if ranks:  # under torchrun, one rank or several
+            from coldstream.ranked import run_ranked_worker
+
+            run_ranked_worker(settings, sync_records=sync_records, sync_s=sync_s, **common)
+        else:
+            run_worker_command(settings, role=role, adapt=adapt, **common)
     except ColdstreamError as exc:
         fail(str(exc))

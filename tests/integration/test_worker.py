@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.ranks_run import scrape
 from core.records import Interaction
 from core.settings import Settings
 from exporters.metrics import WorkerMetrics
@@ -37,16 +36,6 @@ from streams.topics import ensure_topics, read_topic
 from streams.worker import WorkerCore
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a /metrics page: (name, sorted labels) -> value."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 @pytest.fixture(scope="module")
