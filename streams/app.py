@@ -155,17 +155,7 @@ class WorkerApp:
             self._dead_letter_failed(d, f.exception())
 
     def _dead_letter_failed(self, d: DeadLetter, exc: BaseException | None) -> None:
-        self.core.metrics.dead_letters_failed.inc()
-        head = d.value[:200].decode("utf-8", "replace")
-        log.error(
-            "could not publish a %d-byte dead letter (%s) to %s: %s: %s; it began %s",
-            len(d.value),
-            d.reason,
-            self.dlq.get_topic_name(),
-            type(exc).__name__,
-            exc,
-            head,
-        )
+        d.failed(self.core.metrics, self.dlq.get_topic_name(), exc, log)
 
     async def snapshot(self, announce_s: float = ANNOUNCE_S) -> None:
         """Ask the snapshot exporter (``on_snapshot``) for a new snapshot of the core and

@@ -177,22 +177,11 @@ class RankedWorker:
             try:
                 sent = self.producer.send(self.settings.topics.dlq, key=d.key, value=d.value)
             except Exception as exc:
-                self._dead_failed(d, exc)
+                d.failed(self.core.metrics, self.settings.topics.dlq, exc, log)
             else:
-                sent.add_errback(lambda exc, d=d: self._dead_failed(d, exc))
-
-    def _dead_failed(self, d: DeadLetter, exc: BaseException) -> None:
-        self.core.metrics.dead_letters_failed.inc()
-        head = d.value[:200].decode("utf-8", "replace")
-        log.error(
-            "could not publish a %d-byte dead letter (%s) to %s: %s: %s; it began %s",
-            len(d.value),
-            d.reason,
-            self.settings.topics.dlq,
-            type(exc).__name__,
-            exc,
-            head,
-        )
+                sent.add_errback(
+                    lambda exc, d=d: d.failed(self.core.metrics, self.settings.topics.dlq, exc, log)
+                )
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, until: Callable[[RankedWorker], bool] | None = None) -> None:

@@ -39,6 +39,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from logging import Logger
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,21 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     reason: str
+
+    def failed(
+        self, metrics: WorkerMetrics, topic: str, exc: BaseException | None, logger: Logger
+    ) -> None:
+        """The producer refused this dead letter, at send or at delivery: count and log it."""
+        metrics.dead_letters_failed.inc()
+        logger.error(
+            "could not publish a %d-byte dead letter (%s) to %s: %s: %s; it began %s",
+            len(self.value),
+            self.reason,
+            topic,
+            type(exc).__name__,
+            exc,
+            self.value[:200].decode("utf-8", "replace"),
+        )
 
 
 class WorkerCore(EventOrder):
